@@ -1,0 +1,109 @@
+//! The container's cgroup, through libcgroups (config-linux.md "Control groups").
+//!
+//! libcgroups picks the driver from the host layout: cgroup v1 and the hybrid
+//! layout (v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified, as on
+//! this project's build machine) get the v1 manager; a pure cgroup2 host the v2
+//! one. The shim reads metrics and OOM events straight from the cgroup, so it
+//! must be exactly where `cgroupsPath` says.
+
+use anyhow::{anyhow, bail, Context, Result};
+use libcgroups::common::{
+    create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt,
+};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use std::path::{Path, PathBuf};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The cgroup path of a container: `linux.cgroupsPath`, or `/<id>` like runc.
+pub fn path_for(spec: &Spec, id: &str, systemd: bool) -> Result<PathBuf> {
+    if systemd {
+        bail!("--systemd-cgroup is not supported yet: use the cgroupfs driver");
+    }
+    let given = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let path = match given {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => PathBuf::from(format!("/{id}")),
+    };
+    // The path is joined under every hierarchy's mount: ".." would climb out.
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        bail!("invalid linux.cgroupsPath {}: \"..\" is not allowed", path.display());
+    }
+    Ok(path)
+}
+
+fn manager(path: &Path, id: &str) -> Result<AnyCgroupManager> {
+    create_cgroup_manager(CgroupConfig {
+        cgroup_path: path.to_path_buf(),
+        systemd_cgroup: false,
+        container_name: id.to_string(),
+    })
+    .map_err(|e| anyhow!("cgroup {}: {e}", path.display()))
+}
+
+/// Creates the cgroup, puts `pid` in it and applies `linux.resources`.
+pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
+    let mgr = manager(path, id)?;
+    mgr.add_task(Pid::from_raw(pid))
+        .map_err(|e| anyhow!("add process {pid} to cgroup {}: {e}", path.display()))?;
+    if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        let opt = ControllerOpt {
+            resources,
+            disable_oom_killer: resources
+                .memory()
+                .as_ref()
+                .and_then(|m| m.disable_oom_killer())
+                .unwrap_or(false),
+            oom_score_adj: None,
+            freezer_state: None,
+        };
+        mgr.apply(&opt)
+            .map_err(|e| anyhow!("apply linux.resources to cgroup {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Kills what is left in the cgroup and removes it. Gone already is fine.
+pub fn remove(path: &Path, id: &str) -> Result<()> {
+    let mgr = manager(path, id)?;
+    mgr.remove()
+        .map_err(|e| anyhow!("remove cgroup {}: {e}", path.display()))
+        .context("delete")
+}
+
+/// Host pids in the container's cgroup.
+pub fn pids(path: &Path, id: &str) -> Result<Vec<i32>> {
+    let mgr = manager(path, id)?;
+    let pids = mgr
+        .get_all_pids()
+        .map_err(|e| anyhow!("list processes of cgroup {}: {e}", path.display()))?;
+    Ok(pids.into_iter().map(|p| p.as_raw()).collect())
+}
+
+/// Is the container's cgroup frozen? Reads one file, so `state` stays cheap.
+pub fn is_frozen(path: &Path) -> bool {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let v1 = Path::new(CGROUP_ROOT)
+        .join("freezer")
+        .join(rel)
+        .join("freezer.state");
+    if let Ok(s) = std::fs::read_to_string(v1) {
+        return s.trim() == "FROZEN";
+    }
+    let v2 = Path::new(CGROUP_ROOT).join(rel).join("cgroup.freeze");
+    std::fs::read_to_string(v2)
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false)
+}
+
+/// Thaws a frozen cgroup (after a forced delete of a paused container, so the
+/// SIGKILL can be acted on).
+pub fn thaw(path: &Path, id: &str) {
+    if let Ok(mgr) = manager(path, id) {
+        let _ = mgr.freeze(libcgroups::common::FreezerState::Thawed);
+    }
+}

@@ -1,0 +1,296 @@
+//! The command line: runc's global flags, subcommands and their flags.
+//!
+//! Clients (containerd's shim through go-runc, podman/conmon, test suites) pass
+//! flags before or after the container ID, with `--flag value` or `--flag=value`,
+//! and sometimes Go-style single-dash long flags (`-no-subreaper`). clap takes
+//! the first three natively; [`normalize_args`] rewrites the last.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    about = "berth: a low-level OCI container runtime (runc-compatible command line)",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Root directory for storage of container state
+    #[arg(long, global = true, default_value = "/run/berth")]
+    pub root: PathBuf,
+    /// Log file for berth's own messages (errors are also written to stderr)
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    pub log_format: String,
+    /// Enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd to manage cgroups (cgroupsPath is slice:prefix:name)
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// Path to the criu binary (for checkpoint and restore)
+    #[arg(long, global = true)]
+    pub criu: Option<PathBuf>,
+    /// Print the version
+    #[arg(short = 'v', long)]
+    pub version: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container; its process waits for `start`
+    Create(CreateArgs),
+    /// Start the user process of a created container
+    Start(IdArg),
+    /// Print the state of a container as JSON
+    State(IdArg),
+    /// Send a signal to the container's init process (default SIGTERM)
+    Kill(KillArgs),
+    /// Delete a container and everything it holds
+    Delete(DeleteArgs),
+    /// Create and start a container (in the foreground unless --detach)
+    Run(RunArgs),
+    /// List the containers under --root
+    List(ListArgs),
+    /// Write a default config.json (runc's) into the bundle
+    Spec(SpecArgs),
+    /// Run a new process in a running container (not implemented yet)
+    Exec(PassThrough),
+    /// List the processes of a container (not implemented yet)
+    Ps(PassThrough),
+    /// Freeze a container (not implemented yet)
+    Pause(PassThrough),
+    /// Thaw a paused container (not implemented yet)
+    Resume(PassThrough),
+    /// Container events and statistics (not implemented yet)
+    Events(PassThrough),
+    /// Update a container's resources (not implemented yet)
+    Update(PassThrough),
+    /// Print what this runtime supports (not implemented yet)
+    Features(PassThrough),
+    /// Checkpoint a running container with CRIU (not implemented yet)
+    Checkpoint(PassThrough),
+    /// Restore a container from a CRIU checkpoint (not implemented yet)
+    Restore(PassThrough),
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Create(_) => "create",
+            Command::Start(_) => "start",
+            Command::State(_) => "state",
+            Command::Kill(_) => "kill",
+            Command::Delete(_) => "delete",
+            Command::Run(_) => "run",
+            Command::List(_) => "list",
+            Command::Spec(_) => "spec",
+            Command::Exec(_) => "exec",
+            Command::Ps(_) => "ps",
+            Command::Pause(_) => "pause",
+            Command::Resume(_) => "resume",
+            Command::Events(_) => "events",
+            Command::Update(_) => "update",
+            Command::Features(_) => "features",
+            Command::Checkpoint(_) => "checkpoint",
+            Command::Restore(_) => "restore",
+        }
+    }
+}
+
+/// Flags shared by `create` and `run`.
+#[derive(Args, Debug, Clone)]
+pub struct CreateOpts {
+    /// Path to the bundle (default: the current directory)
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// AF_UNIX socket that receives the pty master of a terminal container
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// AF_UNIX socket that receives a pidfd of the container process
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
+    /// File to write the container process's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use pivot_root (move the rootfs onto / and chroot)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N extra file descriptors (3 .. 3+N-1) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub opts: CreateOpts,
+    /// Accepted for go-runc compatibility; create always detaches
+    #[arg(short = 'd', long, hide = true)]
+    pub detach: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub opts: CreateOpts,
+    /// Detach from the container's process
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArg {
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    pub id: String,
+    /// Signal, by name (KILL, SIGKILL) or number; default SIGTERM
+    pub signal: Option<String>,
+    /// Send the signal to every process of the container
+    #[arg(short = 'a', long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    pub id: String,
+    /// Kill the container first if it is running, and succeed if it doesn't exist
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Output format: table or json
+    #[arg(short = 'f', long, default_value = "table")]
+    pub format: String,
+    /// Print only the container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// Bundle directory to write config.json into
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    // `spec --rootless` is the global --rootless flag (clap can't have both).
+}
+
+/// Commands that exist in runc's contract but not yet in berth: they accept
+/// anything so that the error says which command is missing rather than
+/// complaining about a flag.
+#[derive(Args, Debug)]
+pub struct PassThrough {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// Long flags that Go clients may spell with one dash (urfave/cli accepts
+/// both); clap only knows the two-dash form.
+const LONG_FLAGS: &[&str] = &[
+    "root",
+    "log",
+    "log-format",
+    "debug",
+    "systemd-cgroup",
+    "rootless",
+    "criu",
+    "bundle",
+    "console-socket",
+    "pidfd-socket",
+    "pid-file",
+    "no-pivot",
+    "no-new-keyring",
+    "preserve-fds",
+    "detach",
+    "keep",
+    "all",
+    "force",
+    "format",
+    "quiet",
+    "no-subreaper",
+];
+
+/// Rewrites `-flag`/`-flag=v` to `--flag`/`--flag=v` for known long flags.
+pub fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
+    args.map(|arg| {
+        if arg.starts_with('-') && !arg.starts_with("--") && arg.len() > 2 {
+            let name = arg[1..].split('=').next().unwrap_or("");
+            if LONG_FLAGS.contains(&name) {
+                return format!("-{arg}");
+            }
+        }
+        arg
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let argv = normalize_args(args.iter().map(|s| s.to_string()));
+        Cli::try_parse_from(argv).expect("parses")
+    }
+
+    #[test]
+    fn flags_before_and_after_the_id() {
+        for argv in [
+            &["berth", "create", "--bundle", "/b", "--pid-file", "/p", "c1"][..],
+            &["berth", "create", "c1", "--bundle=/b", "--pid-file", "/p"][..],
+            &["berth", "create", "-bundle", "/b", "c1", "-pid-file=/p"][..],
+        ] {
+            let cli = parse(argv);
+            let Some(Command::Create(c)) = cli.command else {
+                panic!("not create")
+            };
+            assert_eq!(c.id, "c1");
+            assert_eq!(c.opts.bundle, PathBuf::from("/b"));
+            assert_eq!(c.opts.pid_file, Some(PathBuf::from("/p")));
+        }
+    }
+
+    #[test]
+    fn global_flags_anywhere() {
+        let cli = parse(&["berth", "--root", "/r", "kill", "--all", "c1", "9"]);
+        assert_eq!(cli.root, PathBuf::from("/r"));
+        let Some(Command::Kill(k)) = cli.command else {
+            panic!("not kill")
+        };
+        assert!(k.all);
+        assert_eq!(k.signal.as_deref(), Some("9"));
+        let cli = parse(&["berth", "state", "c1", "--root=/x"]);
+        assert_eq!(cli.root, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn go_style_single_dash_long_flags() {
+        let argv = normalize_args(
+            ["berth", "-no-subreaper", "-p", "-root=/r"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        assert_eq!(argv, vec!["berth", "--no-subreaper", "-p", "--root=/r"]);
+    }
+}

@@ -1,0 +1,338 @@
+//! The lifecycle commands of runtime.md "Operations" with runc's flags and
+//! output: start, state, kill, delete, run, list.
+
+use crate::cli::{DeleteArgs, KillArgs, ListArgs, RunArgs};
+use crate::create::{self, Request};
+use crate::state::{self, Container, Root, Saved, Status};
+use crate::{cgroups, console, hooks, logging, signals};
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// `start ID`: releases the init of a created container to exec the user's
+/// program, then runs the poststart hooks.
+pub fn start(root: &Root, id: &str) -> Result<()> {
+    let container = root.open_container(id)?;
+    start_container(&container)
+}
+
+fn start_container(container: &Container) -> Result<()> {
+    let status = container.status();
+    if status != Status::Created {
+        bail!(
+            "cannot start container {:?}: it is {status}, not created",
+            container.saved.id
+        );
+    }
+    let dir = &container.lock.path;
+    let mut conn = create::connect_start_socket(dir).map_err(|e| {
+        anyhow!(
+            "cannot start container {:?}: its init is not waiting ({e})",
+            container.saved.id
+        )
+    })?;
+    // From here the container is no longer "created", whatever happens next.
+    let _ = std::fs::remove_file(dir.join(state::START_SOCKET));
+    conn.write_all(b"S")
+        .context("signal the container init to start")?;
+    let mut reply = String::new();
+    let _ = conn.read_to_string(&mut reply);
+    if !reply.is_empty() {
+        bail!("container {:?} failed to start: {reply}", container.saved.id);
+    }
+    let json = serde_json::to_vec(&state::oci_state(dir, &container.saved))?;
+    if let Err(e) = hooks::run_hooks(Some(&container.saved.poststart), &json, "poststart") {
+        // runtime.md "Lifecycle" 9: stop the container and destroy it.
+        let _ = kill(Pid::from_raw(container.saved.pid), Signal::SIGKILL);
+        wait_gone(&container.saved, Duration::from_secs(5));
+        destroy(&container.saved, dir);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// `state ID`: the OCI state JSON.
+pub fn state(root: &Root, id: &str) -> Result<()> {
+    let saved = root.peek(id)?;
+    let st = state::oci_state(&root.container_dir(id), &saved);
+    println!("{}", serde_json::to_string_pretty(&st)?);
+    Ok(())
+}
+
+/// `kill ID [SIGNAL] [--all]`.
+pub fn kill_cmd(root: &Root, args: &KillArgs) -> Result<()> {
+    let sig = signals::parse_signal(args.signal.as_deref().unwrap_or("SIGTERM"))?;
+    let container = root.open_container(&args.id)?;
+    let status = container.status();
+    if status == Status::Stopped {
+        bail!("container {:?}: container not running", args.id);
+    }
+    let saved = &container.saved;
+    if args.all {
+        for pid in cgroups::pids(&saved.cgroup_path, &saved.id)? {
+            let _ = send_signal(pid, sig);
+        }
+        Ok(())
+    } else {
+        send_signal(saved.pid, sig)
+            .map_err(|e| anyhow!("kill container {:?}: {e}", args.id))
+    }
+}
+
+fn send_signal(pid: i32, sig: i32) -> std::result::Result<(), nix::Error> {
+    // SAFETY: kill(2) with a signal number parsed from the command line.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        return Err(nix::Error::last());
+    }
+    Ok(())
+}
+
+/// `delete ID [--force]`.
+pub fn delete(root: &Root, args: &DeleteArgs) -> Result<()> {
+    let container = match root.open_container(&args.id) {
+        Ok(c) => c,
+        // containerd calls `delete --force` on an ID it has just deleted.
+        Err(_) if args.force && !root.container_dir(&args.id).join(state::STATE_FILE).exists() => {
+            state::validate_id(&args.id)?;
+            let dir = root.container_dir(&args.id);
+            if dir.exists() {
+                // A create that died half-way left its directory: take it away.
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let saved = &container.saved;
+    match container.status() {
+        Status::Stopped => {}
+        // A created container never ran the user's program: deleting it is
+        // how it is stopped (runc does the same).
+        Status::Created | Status::Creating => kill_and_wait(saved)?,
+        status if args.force => {
+            kill_and_wait(saved)?;
+            if status == Status::Paused {
+                cgroups::thaw(&saved.cgroup_path, &saved.id);
+            }
+        }
+        status => bail!(
+            "cannot delete container {:?} that is {status}: stop it first or use --force",
+            args.id
+        ),
+    }
+    destroy(saved, &container.lock.path);
+    drop(container);
+    Ok(())
+}
+
+fn kill_and_wait(saved: &Saved) -> Result<()> {
+    let _ = kill(Pid::from_raw(saved.pid), Signal::SIGKILL);
+    if !saved.own_pid_ns {
+        for pid in cgroups::pids(&saved.cgroup_path, &saved.id).unwrap_or_default() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+    if !wait_gone(saved, Duration::from_secs(10)) {
+        bail!("container {:?}: init {} did not die", saved.id, saved.pid);
+    }
+    Ok(())
+}
+
+/// Waits until the init is gone (or a zombie, which its parent will reap).
+fn wait_gone(saved: &Saved, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(200);
+    while state::process_is(saved.pid, saved.pid_start_time) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    true
+}
+
+/// runtime.md "Lifecycle" 12-13: undo create (cgroup, state), then poststop
+/// hooks, whose failure is only a warning.
+fn destroy(saved: &Saved, dir: &std::path::Path) {
+    if let Err(e) = cgroups::remove(&saved.cgroup_path, &saved.id) {
+        logging::warn(&format!("{e:#}"));
+    }
+    let st = state::oci_state(dir, saved);
+    if let Ok(json) = serde_json::to_vec(&st) {
+        for hook in &saved.poststop {
+            if let Err(e) = hooks::run_hook(hook, &json) {
+                logging::warn(&format!("poststop hook: {e:#}"));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(dir.join(state::STATE_FILE));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `run ID`: create + start, then (unless --detach) wait for the container
+/// and return its exit status as berth's (128+N when killed by signal N).
+pub fn run(root: &Root, args: &RunArgs, systemd_cgroup: bool) -> Result<i32> {
+    let req = Request {
+        root,
+        id: &args.id,
+        opts: &args.opts,
+        systemd_cgroup,
+        foreground: !args.detach,
+    };
+    let created = create::create(&req)?;
+    let container = Container {
+        lock: created.dir,
+        saved: created.saved,
+    };
+    if let Err(e) = start_container(&container) {
+        if container.lock.path.exists() {
+            let _ = kill_and_wait(&container.saved);
+            destroy(&container.saved, &container.lock.path);
+        }
+        return Err(e);
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    let pid = container.saved.pid;
+    let code = match created.pty_master {
+        Some(master) => {
+            let r = console::proxy_terminal(master);
+            let code = wait_exit(pid)?;
+            r?;
+            code
+        }
+        None => forward_signals_until_exit(pid)?,
+    };
+    if !args.keep {
+        destroy(&container.saved, &container.lock.path);
+    }
+    Ok(code)
+}
+
+fn exit_code(ws: WaitStatus) -> Option<i32> {
+    match ws {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+fn wait_exit(pid: i32) -> Result<i32> {
+    loop {
+        match waitpid(Pid::from_raw(pid), None) {
+            Ok(ws) => {
+                if let Some(c) = exit_code(ws) {
+                    return Ok(c);
+                }
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => bail!("wait for container process {pid}: {e}"),
+        }
+    }
+}
+
+/// In the foreground, signals sent to berth are meant for the container:
+/// pass them on until the init exits.
+fn forward_signals_until_exit(pid: i32) -> Result<i32> {
+    use nix::sys::signal::{SigSet, SigmaskHow};
+    let mut set = SigSet::all();
+    set.remove(Signal::SIGKILL);
+    set.remove(Signal::SIGSTOP);
+    for s in [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE] {
+        set.remove(s);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .context("block signals")?;
+    // The init may have exited before the mask was in place.
+    loop {
+        match waitpid(Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(ws) => {
+                if let Some(c) = exit_code(ws) {
+                    return Ok(c);
+                }
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => bail!("wait for container process {pid}: {e}"),
+        }
+        let sig = set.wait().context("wait for signals")?;
+        if sig != Signal::SIGCHLD {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+    }
+}
+
+/// `list`: runc's table, or a JSON array of state objects.
+pub fn list(root: &Root, args: &ListArgs) -> Result<()> {
+    let mut states = Vec::new();
+    for id in root.ids()? {
+        if let Ok(saved) = root.peek(&id) {
+            states.push(state::oci_state(&root.container_dir(&id), &saved));
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for s in &states {
+            writeln!(out, "{}", s.id)?;
+        }
+        return Ok(());
+    }
+    match args.format.as_str() {
+        "json" => {
+            // runc prints null for none; go-runc decodes both.
+            if states.is_empty() {
+                writeln!(out, "null")?;
+            } else {
+                writeln!(out, "{}", serde_json::to_string(&states)?)?;
+            }
+        }
+        "table" => {
+            let rows: Vec<[String; 6]> = states
+                .iter()
+                .map(|s| {
+                    [
+                        s.id.clone(),
+                        s.pid.to_string(),
+                        s.status.to_string(),
+                        s.bundle.display().to_string(),
+                        s.created.clone(),
+                        if s.owner.is_empty() {
+                            "root".to_string()
+                        } else {
+                            s.owner.clone()
+                        },
+                    ]
+                })
+                .collect();
+            let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+            let mut widths = [0usize; 6];
+            for row in std::iter::once(&header).chain(rows.iter()) {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.len());
+                }
+            }
+            for row in std::iter::once(&header).chain(rows.iter()) {
+                let line: Vec<String> = row
+                    .iter()
+                    .zip(widths)
+                    .enumerate()
+                    .map(|(i, (c, w))| {
+                        if i == 5 {
+                            c.clone()
+                        } else {
+                            format!("{c:<width$}", width = w + 3)
+                        }
+                    })
+                    .collect();
+                writeln!(out, "{}", line.concat())?;
+            }
+        }
+        other => bail!("invalid --format {other:?}: want table or json"),
+    }
+    Ok(())
+}

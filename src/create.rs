@@ -1,0 +1,440 @@
+//! `create`: the parent side of making a container.
+//!
+//! The process model (docs/ARCHITECTURE.md): `berth create` clones the
+//! container's init directly, with the new namespaces as clone flags, and
+//! talks to it over a socketpair (sync.rs) while it sets itself up. No re-exec
+//! of the binary, no intermediate process in the common case. When the config
+//! joins a user, pid or time namespace, or creates a time namespace, a
+//! short-lived intermediate process enters those first (they only affect the
+//! caller's children, and berth itself must stay in the host's namespaces to run
+//! hooks) and clones the init with CLONE_PARENT, so the init is still our child.
+//!
+//! `create` returns once the init is fully set up and blocked in accept() on
+//! `<state dir>/start.sock`; `start` is whoever connects to that socket.
+
+use crate::bundle::{self, Bundle};
+use crate::cli::CreateOpts;
+use crate::state::{LockedDir, OciState, Root, Saved, Status, START_SOCKET};
+use crate::sync::{self, Channel, Message};
+use crate::{cgroups, console, hooks, init, logging, namespaces};
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+/// How the container's terminal (process.terminal) reaches its user.
+pub enum Console {
+    /// No terminal: the init inherits berth's stdio.
+    None,
+    /// `--console-socket`: the pty master goes to whoever listens there.
+    Socket(PathBuf),
+    /// `berth run` in the foreground: berth gets the master and proxies it.
+    Foreground,
+}
+
+pub struct Request<'a> {
+    pub root: &'a Root,
+    pub id: &'a str,
+    pub opts: &'a CreateOpts,
+    pub systemd_cgroup: bool,
+    pub foreground: bool,
+}
+
+/// A container that `create` made: its state dir (still locked) and, for a
+/// foreground run, the pty master.
+pub struct Created {
+    pub dir: LockedDir,
+    pub saved: Saved,
+    pub pty_master: Option<OwnedFd>,
+}
+
+pub fn create(req: &Request) -> Result<Created> {
+    crate::state::validate_id(req.id)?;
+    let bundle = bundle::load(&req.opts.bundle)?;
+    let plan = namespaces::plan(&bundle.spec)?;
+    let console = console_for(&bundle, req)?;
+    let cgroup_path = cgroups::path_for(&bundle.spec, req.id, req.systemd_cgroup)?;
+    let dir = req.root.create_container_dir(req.id)?;
+
+    let mut setup = Setup {
+        dir: Some(dir),
+        pid: None,
+        cgroup: None,
+        id: req.id.to_string(),
+    };
+    let result = create_in(req, &bundle, &plan, console, cgroup_path, &mut setup);
+    match result {
+        Ok(created) => Ok(created),
+        Err(e) => {
+            setup.undo();
+            Err(e)
+        }
+    }
+}
+
+/// What a failing create must take back.
+struct Setup {
+    dir: Option<LockedDir>,
+    pid: Option<i32>,
+    cgroup: Option<PathBuf>,
+    id: String,
+}
+
+impl Setup {
+    fn undo(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            if let Err(e) = cgroups::remove(&cg, &self.id) {
+                logging::warn(&format!("{e:#}"));
+            }
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.remove();
+        }
+    }
+}
+
+fn console_for(bundle: &Bundle, req: &Request) -> Result<Console> {
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    match (&req.opts.console_socket, terminal, req.foreground) {
+        (Some(_), false, _) => bail!("--console-socket was given but process.terminal is false"),
+        (Some(p), true, _) => Ok(Console::Socket(p.clone())),
+        (None, true, true) => Ok(Console::Foreground),
+        (None, true, false) => {
+            bail!("process.terminal is true: a detached container needs --console-socket")
+        }
+        (None, false, _) => Ok(Console::None),
+    }
+}
+
+fn create_in(
+    req: &Request,
+    bundle: &Bundle,
+    plan: &namespaces::Plan,
+    console: Console,
+    cgroup_path: PathBuf,
+    setup: &mut Setup,
+) -> Result<Created> {
+    let dir_path = setup.dir.as_ref().expect("dir").path.clone();
+    let listener = bind_start_socket(&dir_path)?;
+
+    // The console: a connection to the given socket, or our end of a pair.
+    let (console_fd, our_console_end): (Option<OwnedFd>, Option<OwnedFd>) = match &console {
+        Console::None => (None, None),
+        Console::Socket(path) => (Some(console::connect_console_socket(path)?), None),
+        Console::Foreground => {
+            let (a, b) = UnixStream::pair().context("socketpair for the terminal")?;
+            (Some(b.into()), Some(a.into()))
+        }
+    };
+
+    let mut state = OciState {
+        oci_version: crate::OCI_VERSION.to_string(),
+        id: req.id.to_string(),
+        pid: 0,
+        status: Status::Creating,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: logging::rfc3339_now(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        owner: String::new(),
+    };
+
+    let (parent_end, child_end) = sync::pair()?;
+    let preserve_fds = req.opts.preserve_fds as i32 + listen_fds();
+    let ctx = init::Context {
+        spec: &bundle.spec,
+        bundle: &bundle.dir,
+        rootfs: &bundle.rootfs,
+        plan,
+        listener: listener.as_raw_fd(),
+        console: console_fd.as_ref().map(|f| f.as_raw_fd()),
+        no_pivot: req.opts.no_pivot,
+        preserve_fds,
+    };
+    let pid = spawn_init(plan, ctx, child_end, &bundle.spec)?;
+    setup.pid = Some(pid);
+    drop(console_fd);
+    let mut chan = parent_end;
+
+    if plan.new_user {
+        write_id_maps(&bundle.spec, pid)?;
+    }
+    setup.cgroup = Some(cgroup_path.clone());
+    cgroups::enter(&bundle.spec, &cgroup_path, req.id, pid)?;
+
+    state.pid = pid;
+    let state_json = serde_json::to_string(&state)?;
+    chan.send(&Message::Go(state_json.clone()))?;
+
+    chan.expect(Message::RunHooks)?;
+    if let Some(h) = bundle.spec.hooks() {
+        // runtime.md "Lifecycle" steps 3 and 4, in the runtime namespace.
+        hooks::run_hooks(h.prestart().as_ref(), state_json.as_bytes(), "prestart")?;
+        hooks::run_hooks(
+            h.create_runtime().as_ref(),
+            state_json.as_bytes(),
+            "createRuntime",
+        )?;
+    }
+    chan.send(&Message::HooksDone)?;
+    chan.expect(Message::Ready)?;
+
+    let pty_master = match our_console_end {
+        Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?),
+        None => None,
+    };
+    drop(listener);
+
+    let hooks = bundle.spec.hooks().as_ref();
+    let saved = Saved {
+        id: req.id.to_string(),
+        pid,
+        pid_start_time: crate::state::read_proc_stat(pid)
+            .map(|(_, t)| t)
+            .ok_or_else(|| anyhow!("container init {pid} exited during create"))?,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state.created.clone(),
+        annotations: state.annotations.clone(),
+        cgroup_path,
+        systemd_cgroup: req.systemd_cgroup,
+        own_pid_ns: plan.has_pid_ns(),
+        poststart: hooks.and_then(|h| h.poststart().clone()).unwrap_or_default(),
+        poststop: hooks.and_then(|h| h.poststop().clone()).unwrap_or_default(),
+    };
+    let dir = setup.dir.as_ref().expect("dir");
+    dir.save(&saved)?;
+    if let Some(pid_file) = &req.opts.pid_file {
+        write_pid_file(pid_file, pid)?;
+    }
+    // Success: nothing to undo any more.
+    setup.pid = None;
+    setup.cgroup = None;
+    Ok(Created {
+        dir: setup.dir.take().expect("dir"),
+        saved,
+        pty_master,
+    })
+}
+
+/// LISTEN_FDS from systemd socket activation pass through like --preserve-fds.
+fn listen_fds() -> i32 {
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(0)
+}
+
+/// Binds the start socket; sun_path holds 107 bytes, so a long state path is
+/// reached through /proc/self/fd of the directory.
+fn bind_start_socket(dir: &Path) -> Result<UnixListener> {
+    let path = dir.join(START_SOCKET);
+    let bind = |p: &Path| UnixListener::bind(p);
+    let listener = if path.as_os_str().len() < 100 {
+        bind(&path)
+    } else {
+        let d = std::fs::File::open(dir)?;
+        bind(&PathBuf::from(format!(
+            "/proc/self/fd/{}/{START_SOCKET}",
+            d.as_raw_fd()
+        )))
+    };
+    listener.with_context(|| format!("bind {}", path.display()))
+}
+
+pub fn connect_start_socket(dir: &Path) -> std::io::Result<UnixStream> {
+    let path = dir.join(START_SOCKET);
+    if path.as_os_str().len() < 100 {
+        UnixStream::connect(&path)
+    } else {
+        let d = std::fs::File::open(dir)?;
+        UnixStream::connect(format!("/proc/self/fd/{}/{START_SOCKET}", d.as_raw_fd()))
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// clone3 without a new stack: the child continues here on a copy of our
+/// memory, like fork, but born in the new namespaces. Returns 0 in the child.
+fn clone_with(flags: u64) -> Result<i32> {
+    let args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: berth is single-threaded here, so the child may run Rust code
+    // (no lock can be held by another thread); args outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret < 0 {
+        bail!(
+            "clone the container init: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(ret as i32)
+}
+
+fn spawn_init(
+    plan: &namespaces::Plan,
+    ctx: init::Context,
+    child_end: Channel,
+    spec: &oci_spec::runtime::Spec,
+) -> Result<i32> {
+    // Not dumpable from before the clone until the user's program is exec'd:
+    // no one in the container can ptrace the init or open its /proc files.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| anyhow!("PR_SET_DUMPABLE: {e}"))?;
+    let flags = plan.clone_flags.bits() as u64;
+    let needs_intermediate = plan.new_time
+        || plan.join_of(LinuxNamespaceType::User).is_some()
+        || plan.join_of(LinuxNamespaceType::Pid).is_some()
+        || plan.join_of(LinuxNamespaceType::Time).is_some();
+
+    if !needs_intermediate {
+        let pid = clone_with(flags)?;
+        if pid == 0 {
+            init::run(ctx, child_end);
+        }
+        return Ok(pid);
+    }
+
+    let (mut rd, wr) = UnixStream::pair().context("socketpair")?;
+    let mid = clone_with(0)?;
+    if mid == 0 {
+        drop(rd);
+        let code = match intermediate(plan, ctx, child_end, spec, flags) {
+            Ok(pid) => {
+                let _ = (&wr).write_all_pid(pid);
+                0
+            }
+            Err(e) => {
+                let _ = (&wr).write_all_err(&format!("{e:#}"));
+                1
+            }
+        };
+        // SAFETY: leave without running any of the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    drop(wr);
+    let mut buf = String::new();
+    let _ = rd.read_to_string(&mut buf);
+    let _ = waitpid(Pid::from_raw(mid), None);
+    match buf.strip_prefix("pid ") {
+        Some(p) => p.parse().context("intermediate process sent a bad pid"),
+        None => bail!("{}", buf.strip_prefix("error ").unwrap_or("intermediate process died")),
+    }
+}
+
+/// The intermediate process: enter the namespaces that only affect children,
+/// then clone the init as our parent's child.
+fn intermediate(
+    plan: &namespaces::Plan,
+    ctx: init::Context,
+    child_end: Channel,
+    spec: &oci_spec::runtime::Spec,
+    flags: u64,
+) -> Result<i32> {
+    for kind in [
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Time,
+    ] {
+        if let Some(j) = plan.join_of(kind) {
+            namespaces::enter(j)?;
+        }
+    }
+    if plan.new_time {
+        nix::sched::unshare(namespaces::flag_of(LinuxNamespaceType::Time))
+            .map_err(|e| anyhow!("create the time namespace: {e}"))?;
+        namespaces::write_time_offsets(spec)?;
+    }
+    let pid = clone_with(flags | libc::CLONE_PARENT as u64)?;
+    if pid == 0 {
+        init::run(ctx, child_end);
+    }
+    Ok(pid)
+}
+
+trait WriteMsg {
+    fn write_all_pid(self, pid: i32) -> std::io::Result<()>;
+    fn write_all_err(self, e: &str) -> std::io::Result<()>;
+}
+
+impl WriteMsg for &UnixStream {
+    fn write_all_pid(mut self, pid: i32) -> std::io::Result<()> {
+        std::io::Write::write_all(&mut self, format!("pid {pid}").as_bytes())
+    }
+    fn write_all_err(mut self, e: &str) -> std::io::Result<()> {
+        std::io::Write::write_all(&mut self, format!("error {e}").as_bytes())
+    }
+}
+
+/// linux.uidMappings / gidMappings (config-linux.md "User namespace mappings"),
+/// written by the parent, which holds the capabilities in the host namespace.
+fn write_id_maps(spec: &oci_spec::runtime::Spec, pid: i32) -> Result<()> {
+    let linux = spec.linux().as_ref().expect("maps need linux");
+    let fmt = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    let gid = fmt(linux.gid_mappings());
+    let uid = fmt(linux.uid_mappings());
+    std::fs::write(format!("/proc/{pid}/gid_map"), &gid)
+        .map_err(|e| anyhow!("write linux.gidMappings: {e}"))?;
+    std::fs::write(format!("/proc/{pid}/uid_map"), &uid)
+        .map_err(|e| anyhow!("write linux.uidMappings: {e}"))?;
+    Ok(())
+}
+
+/// The pid file holds the bare number, no newline (go-runc parses it with
+/// Atoi), written to a temp file and renamed so a reader never sees it empty.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("--pid-file {} has no file name", path.display()))?;
+    let tmp = path.with_file_name(format!(".{}", name.to_string_lossy()));
+    std::fs::write(&tmp, pid.to_string())
+        .map_err(|e| anyhow!("write pid file {}: {e}", path.display()))?;
+    std::fs::rename(&tmp, &path).map_err(|e| anyhow!("write pid file {}: {e}", path.display()))
+}

@@ -1,0 +1,228 @@
+//! The container's init: the child that `create` clones. It sets up the
+//! container from the inside, in the order the spec requires, then waits for
+//! `start` and becomes the user's program.
+//!
+//! Runs single-threaded in a copy of berth's memory. Errors before `Ready` go
+//! to the parent over the sync channel; errors after it (startContainer hooks,
+//! execve) go to the `start` command over its connection.
+
+use crate::namespaces::Plan;
+use crate::state::{OciState, Status};
+use crate::sync::{Channel, Message};
+use crate::{console, hooks, namespaces, process, rootfs};
+use anyhow::{anyhow, bail, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+pub struct Context<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub plan: &'a Plan,
+    /// The start socket, bound by the parent in the state dir.
+    pub listener: RawFd,
+    /// Where the pty master goes when process.terminal is set.
+    pub console: Option<RawFd>,
+    pub no_pivot: bool,
+    /// fds 3 .. 3+preserve_fds stay open for the user's program.
+    pub preserve_fds: i32,
+}
+
+/// Never returns: the init either becomes the user's program or exits.
+pub fn run(ctx: Context, mut chan: Channel) -> ! {
+    // Anything berth's caller leaked to us stops at the next execve (hooks
+    // included); the preserved fds are the caller's to pass on.
+    process::close_fds_on_exec(3 + ctx.preserve_fds);
+    let code = match set_up(&ctx, &mut chan) {
+        Ok((state, path)) => {
+            drop(chan);
+            wait_for_start_and_exec(&ctx, state, &path)
+        }
+        Err(e) => {
+            let _ = chan.send(&Message::Error(format!("{e:#}")));
+            1
+        }
+    };
+    // SAFETY: leave without unwinding into the parent's copy of the stack.
+    unsafe { libc::_exit(code) }
+}
+
+fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::PathBuf)> {
+    let spec = ctx.spec;
+    let process = spec.process().as_ref().expect("checked by bundle::load");
+
+    let state_json = match chan.recv()? {
+        Some(Message::Go(s)) => s,
+        Some(Message::Error(e)) => bail!(e),
+        Some(m) => bail!("expected Go, got {m:?}"),
+        None => bail!("berth create exited"),
+    };
+    let state: OciState = serde_json::from_str(&state_json)?;
+
+    if ctx.plan.new_user {
+        // Become root of the new user namespace (the maps are written now).
+        let root_gid = nix::unistd::Gid::from_raw(0);
+        let root_uid = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresgid(root_gid, root_gid, root_gid)
+            .map_err(|e| anyhow!("setgid 0 in the user namespace: {e} (is gid 0 mapped?)"))?;
+        nix::unistd::setresuid(root_uid, root_uid, root_uid)
+            .map_err(|e| anyhow!("setuid 0 in the user namespace: {e} (is uid 0 mapped?)"))?;
+    }
+    for join in &ctx.plan.joins {
+        match join.kind {
+            // Entered before the clone (they apply to children only).
+            LinuxNamespaceType::User | LinuxNamespaceType::Pid | LinuxNamespaceType::Time => {}
+            _ => namespaces::enter(join)?,
+        }
+    }
+    if ctx.plan.new_cgroup {
+        // After the parent put us in our cgroup: that becomes the namespace root.
+        nix::sched::unshare(namespaces::flag_of(LinuxNamespaceType::Cgroup))
+            .map_err(|e| anyhow!("create the cgroup namespace: {e}"))?;
+    }
+
+    let rootfs_ctx = rootfs::RootfsContext {
+        spec,
+        bundle: ctx.bundle,
+        rootfs: ctx.rootfs,
+        in_new_userns: ctx.plan.new_user || ctx.plan.join_of(LinuxNamespaceType::User).is_some(),
+        has_cgroupns: ctx.plan.new_cgroup || ctx.plan.join_of(LinuxNamespaceType::Cgroup).is_some(),
+    };
+    if ctx.plan.new_mount {
+        rootfs::prepare_rootfs(&rootfs_ctx)?;
+    }
+
+    // runtime.md "Lifecycle" 3-4: the parent runs prestart and createRuntime.
+    chan.send(&Message::RunHooks)?;
+    chan.expect(Message::HooksDone)?;
+    // Step 5: createContainer hooks, in the container's namespaces, before pivot_root.
+    if let Some(h) = spec.hooks() {
+        hooks::run_hooks(
+            h.create_container().as_ref(),
+            state_json.as_bytes(),
+            "createContainer",
+        )?;
+    }
+
+    if ctx.plan.new_mount {
+        rootfs::enter_rootfs(ctx.rootfs, ctx.no_pivot)?;
+        rootfs::finish_rootfs(spec)?;
+    }
+
+    set_hostname(ctx)?;
+    set_sysctls(spec)?;
+
+    if process.terminal() == Some(true) {
+        let sock = ctx
+            .console
+            .ok_or_else(|| anyhow!("process.terminal needs a console socket"))?;
+        let (master, slave_path) = console::open_pty()?;
+        if let Some(size) = process.console_size() {
+            console::set_console_size(&master, size.height() as u16, size.width() as u16)?;
+        }
+        console::send_fd(sock, &master, &slave_path.to_string_lossy())?;
+        drop(master);
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&slave_path)
+            .map_err(|e| anyhow!("open {}: {e}", slave_path.display()))?;
+        console::make_controlling_terminal(slave.into())?;
+    }
+    if let Some(fd) = ctx.console {
+        // SAFETY: the console fd is ours (inherited across the clone).
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+
+    process::set_oom_score_adj(process)?;
+    process::set_rlimits(process)?;
+    let setgroups_allowed = !std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() == "deny")
+        .unwrap_or(false);
+    process::switch_user(process, setgroups_allowed)?;
+    process::chdir_cwd(process)?;
+    let path = process::find_executable(process)?;
+    process::set_no_new_privileges(process)?;
+
+    chan.send(&Message::Ready)?;
+    Ok((state, path))
+}
+
+fn set_hostname(ctx: &Context) -> Result<()> {
+    let spec = ctx.spec;
+    let uts_ns = ctx.plan.new_uts || ctx.plan.join_of(LinuxNamespaceType::Uts).is_some();
+    if let Some(name) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
+        if !uts_ns {
+            bail!("hostname {name:?} needs a uts namespace in linux.namespaces");
+        }
+        nix::unistd::sethostname(name).map_err(|e| anyhow!("set hostname {name:?}: {e}"))?;
+    }
+    if let Some(name) = spec.domainname().as_ref().filter(|h| !h.is_empty()) {
+        if !uts_ns {
+            bail!("domainname {name:?} needs a uts namespace in linux.namespaces");
+        }
+        // SAFETY: setdomainname reads len bytes from a valid buffer.
+        let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+        if r != 0 {
+            bail!(
+                "set domainname {name:?}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// linux.sysctl: written after the pivot, through the container's own /proc.
+fn set_sysctls(spec: &Spec) -> Result<()> {
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    for (key, value) in sysctl {
+        if key.contains("..") || key.contains('/') && key.contains('.') {
+            bail!("invalid linux.sysctl key {key:?}");
+        }
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|e| anyhow!("set sysctl {key}={value}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Blocks until `start` connects, runs the startContainer hooks and execs.
+/// A failure is written back to `start`, which reports it.
+fn wait_for_start_and_exec(ctx: &Context, mut state: OciState, path: &Path) -> i32 {
+    // SAFETY: the listener fd was inherited from the parent and is ours now.
+    let listener = unsafe { UnixListener::from_raw_fd(ctx.listener) };
+    let mut conn: UnixStream = loop {
+        match listener.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return 1,
+        }
+    };
+    drop(listener);
+    let mut go = [0u8; 1];
+    if conn.read_exact(&mut go).is_err() {
+        return 1;
+    }
+    let process = ctx.spec.process().as_ref().expect("checked");
+    let result = (|| -> Result<()> {
+        if let Some(h) = ctx.spec.hooks() {
+            state.status = Status::Created;
+            let json = serde_json::to_vec(&state)?;
+            hooks::run_hooks(h.start_container().as_ref(), &json, "startContainer")?;
+        }
+        // Only returns on failure; on success the connection closes with
+        // CLOEXEC and `start` reads EOF.
+        Err(process::exec(path, process, 3 + ctx.preserve_fds))
+    })();
+    let msg = match result {
+        Err(e) => format!("{e:#}"),
+        Ok(()) => "exec returned".to_string(),
+    };
+    let _ = conn.write_all(msg.as_bytes());
+    1
+}

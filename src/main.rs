@@ -1,0 +1,92 @@
+//! berth: a low-level OCI container runtime with runc's command line.
+
+mod bundle;
+mod cgroups;
+mod cli;
+mod commands;
+mod console;
+mod create;
+mod hooks;
+mod init;
+mod logging;
+mod namespaces;
+mod process;
+mod rootfs;
+mod signals;
+mod spec_default;
+mod state;
+mod sync;
+
+use clap::Parser;
+use cli::{Cli, Command};
+
+/// The runtime-spec version berth implements.
+pub const OCI_VERSION: &str = "1.2.1";
+
+fn main() {
+    let argv = cli::normalize_args(std::env::args());
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and usage errors: clap formats them (exit 0 or 2).
+            e.exit();
+        }
+    };
+    if cli.version {
+        print_version();
+        return;
+    }
+    if let Err(e) = logging::init(cli.log.as_deref(), &cli.log_format, cli.debug) {
+        eprintln!("berth: {e:#}");
+        std::process::exit(1);
+    }
+    let code = match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the chain of contexts joined by ": ".
+            let msg = format!("{e:#}").replace('\n', " ");
+            logging::error(&msg);
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn print_version() {
+    // go-runc parses the first line only if it starts with "runc version";
+    // berth states its own name, clients treat the fields as optional.
+    println!("berth version {}", env!("CARGO_PKG_VERSION"));
+    println!("commit: {}", option_env!("BERTH_COMMIT").unwrap_or("unknown"));
+    println!("spec: {OCI_VERSION}");
+}
+
+fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    let root = state::Root::new(&cli.root);
+    let Some(command) = &cli.command else {
+        anyhow::bail!("no command given: see berth --help");
+    };
+    logging::debug(&format!("{} {:?}", command.name(), cli.root));
+    match command {
+        Command::Create(a) => {
+            let req = create::Request {
+                root: &root,
+                id: &a.id,
+                opts: &a.opts,
+                systemd_cgroup: cli.systemd_cgroup,
+                foreground: false,
+            };
+            create::create(&req)?;
+        }
+        Command::Start(a) => commands::start(&root, &a.id)?,
+        Command::State(a) => commands::state(&root, &a.id)?,
+        Command::Kill(a) => commands::kill_cmd(&root, a)?,
+        Command::Delete(a) => commands::delete(&root, a)?,
+        Command::Run(a) => return commands::run(&root, a, cli.systemd_cgroup),
+        Command::List(a) => commands::list(&root, a)?,
+        Command::Spec(a) => {
+            spec_default::write_spec(&a.bundle, cli.rootless.as_deref() == Some("true"))?
+        }
+        other => anyhow::bail!("berth {} is not implemented yet", other.name()),
+    }
+    Ok(0)
+}

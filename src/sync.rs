@@ -1,0 +1,124 @@
+//! The channel between `berth create` and the container's init while the
+//! container is being set up: a SOCK_SEQPACKET socketpair, so every message
+//! arrives whole, and EOF tells either side the other one died.
+
+use anyhow::{anyhow, bail, Result};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Message {
+    /// parent → init: the uid/gid maps are written and the init is in its
+    /// cgroup; carries the state JSON that the init's hooks get on stdin.
+    Go(String),
+    /// init → parent: the rootfs is prepared; run prestart and createRuntime hooks.
+    RunHooks,
+    /// parent → init: those hooks succeeded.
+    HooksDone,
+    /// init → parent: everything is set up; the init now waits for `start`.
+    Ready,
+    /// either way: setup failed, with the reason.
+    Error(String),
+}
+
+pub struct Channel {
+    sock: UnixStream,
+}
+
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| anyhow!("socketpair: {e}"))?;
+    Ok((Channel::from_fd(a), Channel::from_fd(b)))
+}
+
+impl Channel {
+    fn from_fd(fd: OwnedFd) -> Self {
+        Channel {
+            sock: UnixStream::from(fd),
+        }
+    }
+
+    pub fn send(&mut self, msg: &Message) -> Result<()> {
+        let mut buf = Vec::with_capacity(16);
+        match msg {
+            Message::Go(state) => {
+                buf.push(b'G');
+                buf.extend_from_slice(state.as_bytes());
+            }
+            Message::RunHooks => buf.push(b'H'),
+            Message::HooksDone => buf.push(b'D'),
+            Message::Ready => buf.push(b'R'),
+            Message::Error(text) => {
+                buf.push(b'E');
+                // Keep within one packet; an error message is one line anyway.
+                buf.extend_from_slice(&text.as_bytes()[..text.len().min(60_000)]);
+            }
+        }
+        self.sock
+            .write_all(&buf)
+            .map_err(|e| anyhow!("send to container init: {e}"))
+    }
+
+    /// Receives one message; `None` when the other side is gone.
+    pub fn recv(&mut self) -> Result<Option<Message>> {
+        let mut buf = vec![0u8; 65_536];
+        let n = loop {
+            match self.sock.read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => bail!("receive from container init: {e}"),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(Some(match buf[0] {
+            b'G' => Message::Go(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+            b'H' => Message::RunHooks,
+            b'D' => Message::HooksDone,
+            b'R' => Message::Ready,
+            b'E' => Message::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+            other => bail!("unexpected sync message {other:#x}"),
+        }))
+    }
+
+    /// Waits for `want`; an error message, EOF or anything else is an error.
+    pub fn expect(&mut self, want: Message) -> Result<()> {
+        match self.recv()? {
+            Some(m) if m == want => Ok(()),
+            Some(Message::Error(e)) => Err(anyhow!(e)),
+            Some(m) => bail!("expected {want:?}, got {m:?}"),
+            None => bail!("container init exited during setup"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let (mut a, mut b) = pair().unwrap();
+        for m in [
+            Message::Go("{}".into()),
+            Message::RunHooks,
+            Message::HooksDone,
+            Message::Ready,
+            Message::Error("mount /proc: EPERM".into()),
+        ] {
+            a.send(&m).unwrap();
+            assert_eq!(b.recv().unwrap(), Some(m));
+        }
+        drop(a);
+        assert_eq!(b.recv().unwrap(), None);
+        assert!(b.expect(Message::Ready).is_err());
+    }
+}
