@@ -17,8 +17,8 @@ pub fn load(dir: &Path) -> Result<Bundle> {
         .canonicalize()
         .map_err(|e| anyhow!("bundle {}: {e}", dir.display()))?;
     let config_path = dir.join("config.json");
-    let data = std::fs::read(&config_path)
-        .map_err(|e| anyhow!("read {}: {e}", config_path.display()))?;
+    let data =
+        std::fs::read(&config_path).map_err(|e| anyhow!("read {}: {e}", config_path.display()))?;
     let spec: Spec = serde_json::from_slice(&data)
         .map_err(|e| anyhow!("invalid {}: {e}", config_path.display()))?;
 

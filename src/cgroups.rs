@@ -31,7 +31,10 @@ pub fn path_for(spec: &Spec, id: &str, systemd: bool) -> Result<PathBuf> {
         .components()
         .any(|c| matches!(c, std::path::Component::ParentDir))
     {
-        bail!("invalid linux.cgroupsPath {}: \"..\" is not allowed", path.display());
+        bail!(
+            "invalid linux.cgroupsPath {}: \"..\" is not allowed",
+            path.display()
+        );
     }
     Ok(path)
 }

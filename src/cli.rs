@@ -231,18 +231,36 @@ const LONG_FLAGS: &[&str] = &[
     "no-subreaper",
 ];
 
-/// Rewrites `-flag`/`-flag=v` to `--flag`/`--flag=v` for known long flags.
+/// Rewrites `-flag`/`-flag=v` to `--flag`/`--flag=v` for known long flags,
+/// and a bare `--rootless` (the `spec --rootless` switch) to `--rootless=true`
+/// so that clap doesn't take the next word as its value.
 pub fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
-    args.map(|arg| {
-        if arg.starts_with('-') && !arg.starts_with("--") && arg.len() > 2 {
-            let name = arg[1..].split('=').next().unwrap_or("");
-            if LONG_FLAGS.contains(&name) {
-                return format!("-{arg}");
+    let args: Vec<String> = args
+        .map(|arg| {
+            if arg.starts_with('-') && !arg.starts_with("--") && arg.len() > 2 {
+                let name = arg[1..].split('=').next().unwrap_or("");
+                if LONG_FLAGS.contains(&name) {
+                    return format!("-{arg}");
+                }
+            }
+            arg
+        })
+        .collect();
+    let mut out = Vec::with_capacity(args.len());
+    let mut iter = args.into_iter().peekable();
+    while let Some(arg) = iter.next() {
+        if arg == "--rootless" {
+            match iter.peek().map(String::as_str) {
+                Some("true" | "false" | "auto") => {}
+                _ => {
+                    out.push("--rootless=true".to_string());
+                    continue;
+                }
             }
         }
-        arg
-    })
-    .collect()
+        out.push(arg);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -257,7 +275,15 @@ mod tests {
     #[test]
     fn flags_before_and_after_the_id() {
         for argv in [
-            &["berth", "create", "--bundle", "/b", "--pid-file", "/p", "c1"][..],
+            &[
+                "berth",
+                "create",
+                "--bundle",
+                "/b",
+                "--pid-file",
+                "/p",
+                "c1",
+            ][..],
             &["berth", "create", "c1", "--bundle=/b", "--pid-file", "/p"][..],
             &["berth", "create", "-bundle", "/b", "c1", "-pid-file=/p"][..],
         ] {
@@ -292,5 +318,16 @@ mod tests {
                 .map(|s| s.to_string()),
         );
         assert_eq!(argv, vec!["berth", "--no-subreaper", "-p", "--root=/r"]);
+    }
+
+    #[test]
+    fn rootless_takes_a_value_only_when_one_follows() {
+        let cli = parse(&["berth", "--rootless", "spec"]);
+        assert_eq!(cli.rootless.as_deref(), Some("true"));
+        assert!(matches!(cli.command, Some(Command::Spec(_))));
+        let cli = parse(&["berth", "--rootless", "false", "list"]);
+        assert_eq!(cli.rootless.as_deref(), Some("false"));
+        let cli = parse(&["berth", "spec", "--rootless"]);
+        assert_eq!(cli.rootless.as_deref(), Some("true"));
     }
 }

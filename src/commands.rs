@@ -41,7 +41,10 @@ fn start_container(container: &Container) -> Result<()> {
     let mut reply = String::new();
     let _ = conn.read_to_string(&mut reply);
     if !reply.is_empty() {
-        bail!("container {:?} failed to start: {reply}", container.saved.id);
+        bail!(
+            "container {:?} failed to start: {reply}",
+            container.saved.id
+        );
     }
     let json = serde_json::to_vec(&state::oci_state(dir, &container.saved))?;
     if let Err(e) = hooks::run_hooks(Some(&container.saved.poststart), &json, "poststart") {
@@ -77,8 +80,7 @@ pub fn kill_cmd(root: &Root, args: &KillArgs) -> Result<()> {
         }
         Ok(())
     } else {
-        send_signal(saved.pid, sig)
-            .map_err(|e| anyhow!("kill container {:?}: {e}", args.id))
+        send_signal(saved.pid, sig).map_err(|e| anyhow!("kill container {:?}: {e}", args.id))
     }
 }
 
@@ -95,7 +97,13 @@ pub fn delete(root: &Root, args: &DeleteArgs) -> Result<()> {
     let container = match root.open_container(&args.id) {
         Ok(c) => c,
         // containerd calls `delete --force` on an ID it has just deleted.
-        Err(_) if args.force && !root.container_dir(&args.id).join(state::STATE_FILE).exists() => {
+        Err(_)
+            if args.force
+                && !root
+                    .container_dir(&args.id)
+                    .join(state::STATE_FILE)
+                    .exists() =>
+        {
             state::validate_id(&args.id)?;
             let dir = root.container_dir(&args.id);
             if dir.exists() {
@@ -243,14 +251,22 @@ fn forward_signals_until_exit(pid: i32) -> Result<i32> {
     let mut set = SigSet::all();
     set.remove(Signal::SIGKILL);
     set.remove(Signal::SIGSTOP);
-    for s in [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE] {
+    for s in [
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+    ] {
         set.remove(s);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
         .context("block signals")?;
     // The init may have exited before the mask was in place.
     loop {
-        match waitpid(Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+        match waitpid(
+            Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        ) {
             Ok(WaitStatus::StillAlive) => {}
             Ok(ws) => {
                 if let Some(c) = exit_code(ws) {

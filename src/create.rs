@@ -213,7 +213,9 @@ fn create_in(
         cgroup_path,
         systemd_cgroup: req.systemd_cgroup,
         own_pid_ns: plan.has_pid_ns(),
-        poststart: hooks.and_then(|h| h.poststart().clone()).unwrap_or_default(),
+        poststart: hooks
+            .and_then(|h| h.poststart().clone())
+            .unwrap_or_default(),
         poststop: hooks.and_then(|h| h.poststop().clone()).unwrap_or_default(),
     };
     let dir = setup.dir.as_ref().expect("dir");
@@ -355,7 +357,11 @@ fn spawn_init(
     let _ = waitpid(Pid::from_raw(mid), None);
     match buf.strip_prefix("pid ") {
         Some(p) => p.parse().context("intermediate process sent a bad pid"),
-        None => bail!("{}", buf.strip_prefix("error ").unwrap_or("intermediate process died")),
+        None => bail!(
+            "{}",
+            buf.strip_prefix("error ")
+                .unwrap_or("intermediate process died")
+        ),
     }
 }
 

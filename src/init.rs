@@ -13,7 +13,7 @@ use crate::{console, hooks, namespaces, process, rootfs};
 use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
@@ -33,9 +33,12 @@ pub struct Context<'a> {
 
 /// Never returns: the init either becomes the user's program or exits.
 pub fn run(ctx: Context, mut chan: Channel) -> ! {
-    // Anything berth's caller leaked to us stops at the next execve (hooks
-    // included); the preserved fds are the caller's to pass on.
-    process::close_fds_on_exec(3 + ctx.preserve_fds);
+    // Keep only stdio, the preserved fds and our own channels: the state
+    // dir's lock, and anything berth's caller leaked, must not live on in
+    // the container.
+    let mut keep = vec![chan.as_raw_fd(), ctx.listener];
+    keep.extend(ctx.console);
+    process::close_fds_except(3 + ctx.preserve_fds, &mut keep);
     let code = match set_up(&ctx, &mut chan) {
         Ok((state, path)) => {
             drop(chan);
@@ -121,16 +124,14 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
             .ok_or_else(|| anyhow!("process.terminal needs a console socket"))?;
         let (master, slave_path) = console::open_pty()?;
         if let Some(size) = process.console_size() {
-            console::set_console_size(&master, size.height() as u16, size.width() as u16)?;
+            console::set_console_size(&master, size.height(), size.width())?;
         }
+        // The peer through the master (TIOCGPTPEER), not by path: nothing in
+        // the container's /dev can redirect it.
+        let slave = console::open_pty_peer(master.as_fd())?;
         console::send_fd(sock, &master, &slave_path.to_string_lossy())?;
         drop(master);
-        let slave = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&slave_path)
-            .map_err(|e| anyhow!("open {}: {e}", slave_path.display()))?;
-        console::make_controlling_terminal(slave.into())?;
+        console::make_controlling_terminal(slave)?;
     }
     if let Some(fd) = ctx.console {
         // SAFETY: the console fd is ours (inherited across the clone).

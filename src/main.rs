@@ -56,7 +56,10 @@ fn print_version() {
     // go-runc parses the first line only if it starts with "runc version";
     // berth states its own name, clients treat the fields as optional.
     println!("berth version {}", env!("CARGO_PKG_VERSION"));
-    println!("commit: {}", option_env!("BERTH_COMMIT").unwrap_or("unknown"));
+    println!(
+        "commit: {}",
+        option_env!("BERTH_COMMIT").unwrap_or("unknown")
+    );
     println!("spec: {OCI_VERSION}");
 }
 

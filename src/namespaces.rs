@@ -97,16 +97,9 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         match ns.path() {
             Some(path) if !path.as_os_str().is_empty() => {
                 let f = File::open(path).with_context(|| {
-                    format!(
-                        "open {} namespace path {}",
-                        name_of(kind),
-                        path.display()
-                    )
+                    format!("open {} namespace path {}", name_of(kind), path.display())
                 })?;
-                plan.joins.push(Join {
-                    kind,
-                    fd: f.into(),
-                });
+                plan.joins.push(Join { kind, fd: f.into() });
             }
             _ => match kind {
                 LinuxNamespaceType::Cgroup => plan.new_cgroup = true,
@@ -138,7 +131,9 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         bail!("linux.timeOffsets needs a new time namespace in linux.namespaces");
     }
     if !plan.new_mount && plan.join_of(LinuxNamespaceType::Mount).is_none() {
-        bail!("linux.namespaces: berth needs a mount namespace (new or joined) to set up the rootfs");
+        bail!(
+            "linux.namespaces: berth needs a mount namespace (new or joined) to set up the rootfs"
+        );
     }
     Ok(plan)
 }
@@ -155,7 +150,11 @@ pub fn enter(join: &Join) -> Result<()> {
 
 /// Writes linux.timeOffsets into the (just unshared, still empty) time namespace.
 pub fn write_time_offsets(spec: &Spec) -> Result<()> {
-    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else {
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
         return Ok(());
     };
     let mut text = String::new();

@@ -147,9 +147,17 @@ fn set_capabilities(c: &LinuxCapabilities) -> Result<()> {
         .map_err(|e| anyhow!("set inheritable capabilities: {e}"))?;
     caps::clear(None, CapSet::Ambient).ok();
     for cap in ambient {
-        caps::raise(None, CapSet::Ambient, cap).map_err(|e| {
-            anyhow!("raise ambient {cap}: {e} (it must be permitted and inheritable)")
-        })?;
+        // The kernel raises an ambient capability only if it is permitted and
+        // inheritable. runc's own default spec lists ambient capabilities
+        // without inheritable ones and runc skips them: so do we.
+        if permitted.contains(&cap) && inheritable.contains(&cap) {
+            caps::raise(None, CapSet::Ambient, cap)
+                .map_err(|e| anyhow!("raise ambient capability {cap}: {e}"))?;
+        } else {
+            crate::logging::debug(&format!(
+                "ambient {cap} skipped: not both permitted and inheritable"
+            ));
+        }
     }
     Ok(())
 }
@@ -235,6 +243,44 @@ pub fn exec(path: &Path, process: &Process, keep_fds: i32) -> anyhow::Error {
     match nix::unistd::execve(&file, &argv, &envp) {
         Err(e) => anyhow!("exec {}: {e}", path.display()),
         Ok(never) => match never {},
+    }
+}
+
+/// Closes every fd from `first` up except those in `keep`.
+pub fn close_fds_except(first: i32, keep: &mut [i32]) {
+    keep.sort_unstable();
+    let mut from = first;
+    for &fd in keep.iter().filter(|fd| **fd >= first) {
+        if fd > from {
+            close_range(from, fd - 1);
+        }
+        from = fd + 1;
+    }
+    close_range(from, i32::MAX);
+}
+
+fn close_range(first: i32, last: i32) {
+    // SAFETY: closing fds this process doesn't use (the caller keeps its own).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            last as libc::c_uint,
+            0 as libc::c_uint,
+        )
+    };
+    if r != 0 {
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            let fds: Vec<i32> = dir
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|fd| *fd >= first && *fd <= last)
+                .collect();
+            for fd in fds {
+                // SAFETY: as above.
+                unsafe { libc::close(fd) };
+            }
+        }
     }
 }
 

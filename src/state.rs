@@ -204,7 +204,11 @@ impl LockedDir {
         let fd = File::open(&path).with_context(|| format!("open {}", path.display()))?;
         // SAFETY: flock on an fd we own.
         if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            bail!("lock {}: {}", path.display(), std::io::Error::last_os_error());
+            bail!(
+                "lock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
         }
         Ok(LockedDir { path, _fd: fd })
     }
@@ -258,7 +262,11 @@ pub fn oci_state(dir: &Path, saved: &Saved) -> OciState {
     OciState {
         oci_version: crate::OCI_VERSION.to_string(),
         id: saved.id.clone(),
-        pid: if status == Status::Stopped { 0 } else { saved.pid },
+        pid: if status == Status::Stopped {
+            0
+        } else {
+            saved.pid
+        },
         status,
         bundle: saved.bundle.clone(),
         rootfs: saved.rootfs.clone(),

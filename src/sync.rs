@@ -38,6 +38,12 @@ pub fn pair() -> Result<(Channel, Channel)> {
     Ok((Channel::from_fd(a), Channel::from_fd(b)))
 }
 
+impl std::os::fd::AsRawFd for Channel {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
 impl Channel {
     fn from_fd(fd: OwnedFd) -> Self {
         Channel {
