@@ -209,7 +209,14 @@ pub fn run(root: &Root, args: &RunArgs, systemd_cgroup: bool) -> Result<i32> {
     let pid = container.saved.pid;
     let code = match created.pty_master {
         Some(master) => {
-            let r = console::proxy_terminal(master);
+            let mut forwarded = nix::sys::signal::SigSet::empty();
+            for sig in FORWARDED_WITH_TERMINAL {
+                forwarded.add(sig);
+            }
+            let r = console::proxy_terminal_with_signals(master, forwarded, &mut |sig| {
+                let _ = kill(Pid::from_raw(pid), sig);
+                Ok(())
+            });
             let code = wait_exit(pid)?;
             r?;
             code
@@ -221,6 +228,17 @@ pub fn run(root: &Root, args: &RunArgs, systemd_cgroup: bool) -> Result<i32> {
     }
     Ok(code)
 }
+
+/// With a terminal, keys like ^C reach the container through its pty; these
+/// are the signals someone sends to berth itself and means for the container.
+const FORWARDED_WITH_TERMINAL: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
 
 fn exit_code(ws: WaitStatus) -> Option<i32> {
     match ws {

@@ -163,6 +163,7 @@ fn create_in(
         listener: listener.as_raw_fd(),
         console: console_fd.as_ref().map(|f| f.as_raw_fd()),
         no_pivot: req.opts.no_pivot,
+        no_new_keyring: req.opts.no_new_keyring,
         preserve_fds,
     };
     let pid = spawn_init(plan, ctx, child_end, &bundle.spec)?;
@@ -220,6 +221,9 @@ fn create_in(
     };
     let dir = setup.dir.as_ref().expect("dir");
     dir.save(&saved)?;
+    if let Some(sock) = &req.opts.pidfd_socket {
+        send_pidfd(sock, pid)?;
+    }
     if let Some(pid_file) = &req.opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
@@ -426,6 +430,20 @@ fn write_id_maps(spec: &oci_spec::runtime::Spec, pid: i32) -> Result<()> {
     std::fs::write(format!("/proc/{pid}/uid_map"), &uid)
         .map_err(|e| anyhow!("write linux.uidMappings: {e}"))?;
     Ok(())
+}
+
+/// `--pidfd-socket` (runc 1.2): a pidfd of the init, sent like the console fd.
+fn send_pidfd(sock: &Path, pid: i32) -> Result<()> {
+    // SAFETY: pidfd_open returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        bail!("pidfd_open {pid}: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh pidfd that nothing else owns.
+    let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    let conn = console::connect_console_socket(sock)
+        .with_context(|| format!("--pidfd-socket {}", sock.display()))?;
+    console::send_fd(conn.as_raw_fd(), &pidfd, "pidfd")
 }
 
 /// The pid file holds the bare number, no newline (go-runc parses it with

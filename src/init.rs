@@ -27,6 +27,7 @@ pub struct Context<'a> {
     /// Where the pty master goes when process.terminal is set.
     pub console: Option<RawFd>,
     pub no_pivot: bool,
+    pub no_new_keyring: bool,
     /// fds 3 .. 3+preserve_fds stay open for the user's program.
     pub preserve_fds: i32,
 }
@@ -138,6 +139,9 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
         drop(unsafe { OwnedFd::from_raw_fd(fd) });
     }
 
+    if !ctx.no_new_keyring {
+        join_session_keyring()?;
+    }
     process::set_oom_score_adj(process)?;
     process::set_rlimits(process)?;
     let setgroups_allowed = !std::fs::read_to_string("/proc/self/setgroups")
@@ -150,6 +154,31 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
 
     chan.send(&Message::Ready)?;
     Ok((state, path))
+}
+
+/// A session keyring of its own, so the container can't see or use the
+/// keys of whoever ran berth (runc does the same unless --no-new-keyring).
+fn join_session_keyring() -> Result<()> {
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a NULL name makes an anonymous one.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        // No keyring support (ENOSYS) or disallowed (a seccomp'd or nested
+        // host): there is nothing to isolate from, carry on.
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)
+        ) {
+            bail!("join a new session keyring: {e}");
+        }
+    }
+    Ok(())
 }
 
 fn set_hostname(ctx: &Context) -> Result<()> {
@@ -183,7 +212,8 @@ fn set_sysctls(spec: &Spec) -> Result<()> {
         return Ok(());
     };
     for (key, value) in sysctl {
-        if key.contains("..") || key.contains('/') && key.contains('.') {
+        // A key names a file under /proc/sys: no slashes, no empty parts.
+        if key.is_empty() || key.contains('/') || key.split('.').any(|p| p.is_empty()) {
             bail!("invalid linux.sysctl key {key:?}");
         }
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
