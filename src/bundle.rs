@@ -19,8 +19,16 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     let config_path = dir.join("config.json");
     let data =
         std::fs::read(&config_path).map_err(|e| anyhow!("read {}: {e}", config_path.display()))?;
-    let spec: Spec = serde_json::from_slice(&data)
-        .map_err(|e| anyhow!("invalid {}: {e}", config_path.display()))?;
+    let spec: Spec = serde_json::from_slice(&data).map_err(|e| {
+        // Parse again, only on failure, to name the field that is wrong.
+        let de = &mut serde_json::Deserializer::from_slice(&data);
+        match serde_path_to_error::deserialize::<_, Spec>(de) {
+            Err(pe) if pe.path().iter().next().is_some() => {
+                anyhow!("invalid {}: {}: {e}", config_path.display(), pe.path())
+            }
+            _ => anyhow!("invalid {}: {e}", config_path.display()),
+        }
+    })?;
 
     let root = spec
         .root()
@@ -41,7 +49,41 @@ pub fn load(dir: &Path) -> Result<Bundle> {
         bail!("{}: process.args must not be empty", config_path.display());
     }
     reject_unsupported(&spec).with_context(|| format!("{}", config_path.display()))?;
+    validate_hooks(&spec).with_context(|| format!("{}", config_path.display()))?;
     Ok(Bundle { dir, spec, rootfs })
+}
+
+/// config.md "POSIX-platform Hooks": every hook's `path` is absolute and a
+/// `timeout`, if set, is greater than zero. Checked at create, so that a bad
+/// poststart or poststop hook is refused before anything runs.
+fn validate_hooks(spec: &Spec) -> Result<()> {
+    let Some(hooks) = spec.hooks() else {
+        return Ok(());
+    };
+    let kinds = [
+        ("prestart", hooks.prestart()),
+        ("createRuntime", hooks.create_runtime()),
+        ("createContainer", hooks.create_container()),
+        ("startContainer", hooks.start_container()),
+        ("poststart", hooks.poststart()),
+        ("poststop", hooks.poststop()),
+    ];
+    for (kind, list) in kinds {
+        for (i, hook) in list.iter().flatten().enumerate() {
+            if !hook.path().is_absolute() {
+                bail!(
+                    "hooks.{kind}[{i}]: path {} must be absolute",
+                    hook.path().display()
+                );
+            }
+            if let Some(t) = hook.timeout() {
+                if t <= 0 {
+                    bail!("hooks.{kind}[{i}]: timeout must be greater than zero, got {t}");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fields berth doesn't implement yet: refuse them by name rather than run a

@@ -48,11 +48,50 @@ fn manager(path: &Path, id: &str) -> Result<AnyCgroupManager> {
     .map_err(|e| anyhow!("cgroup {}: {e}", path.display()))
 }
 
+/// The hybrid layout's cgroup2 mount (v1 controllers under /sys/fs/cgroup,
+/// a unified hierarchy beside them), if this host has one.
+fn hybrid_unified() -> Option<PathBuf> {
+    let is_cgroup2 = |p: &str| {
+        nix::sys::statfs::statfs(p)
+            .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+            .unwrap_or(false)
+    };
+    let unified = "/sys/fs/cgroup/unified";
+    (!is_cgroup2(CGROUP_ROOT) && is_cgroup2(unified)).then(|| PathBuf::from(unified))
+}
+
+/// On a hybrid host the v1 manager leaves the unified hierarchy alone; the
+/// container still gets its own cgroup there (as with runc), so that what is
+/// enabled in it (hugetlb on this project's machine) and tools that read
+/// cgroup2 see the container where `cgroupsPath` says.
+fn enter_hybrid_unified(path: &Path, pid: i32) -> Result<()> {
+    let Some(unified) = hybrid_unified() else {
+        return Ok(());
+    };
+    let dir = unified.join(path.strip_prefix("/").unwrap_or(path));
+    std::fs::create_dir_all(&dir).with_context(|| format!("create cgroup {}", dir.display()))?;
+    std::fs::write(dir.join("cgroup.procs"), pid.to_string())
+        .with_context(|| format!("add process {pid} to cgroup {}", dir.display()))
+}
+
+fn remove_hybrid_unified(path: &Path) -> Result<()> {
+    let Some(unified) = hybrid_unified() else {
+        return Ok(());
+    };
+    let dir = unified.join(path.strip_prefix("/").unwrap_or(path));
+    match std::fs::remove_dir(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow!("remove cgroup {}: {e}", dir.display())),
+    }
+}
+
 /// Creates the cgroup, puts `pid` in it and applies `linux.resources`.
 pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
     let mgr = manager(path, id)?;
     mgr.add_task(Pid::from_raw(pid))
         .map_err(|e| anyhow!("add process {pid} to cgroup {}: {e}", path.display()))?;
+    enter_hybrid_unified(path, pid)?;
     if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
         let opt = ControllerOpt {
             resources,
@@ -75,7 +114,10 @@ pub fn remove(path: &Path, id: &str) -> Result<()> {
     let mgr = manager(path, id)?;
     mgr.remove()
         .map_err(|e| anyhow!("remove cgroup {}: {e}", path.display()))
-        .context("delete")
+        .context("delete")?;
+    // After the v1 removal killed and waited for the processes, the unified
+    // cgroup is empty and can go.
+    remove_hybrid_unified(path)
 }
 
 /// Host pids in the container's cgroup.

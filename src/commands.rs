@@ -41,6 +41,11 @@ fn start_container(container: &Container) -> Result<()> {
     let mut reply = String::new();
     let _ = conn.read_to_string(&mut reply);
     if !reply.is_empty() {
+        // runtime.md "Lifecycle" 7: a failing startContainer hook (or exec)
+        // stops the container, which is then destroyed (steps 12 and 13).
+        let _ = kill(Pid::from_raw(container.saved.pid), Signal::SIGKILL);
+        wait_gone(&container.saved, Duration::from_secs(5));
+        destroy(&container.saved, dir);
         bail!(
             "container {:?} failed to start: {reply}",
             container.saved.id
@@ -206,7 +211,12 @@ pub fn run(root: &Root, args: &RunArgs, systemd_cgroup: bool) -> Result<i32> {
     if args.detach {
         return Ok(0);
     }
-    let pid = container.saved.pid;
+    // Waiting must not hold the container's lock: `kill`, `delete --force`
+    // and friends from other berth processes have to get through meanwhile.
+    let Container { lock, saved } = container;
+    let dir = lock.path.clone();
+    drop(lock);
+    let pid = saved.pid;
     let code = match created.pty_master {
         Some(master) => {
             let mut forwarded = nix::sys::signal::SigSet::empty();
@@ -224,7 +234,13 @@ pub fn run(root: &Root, args: &RunArgs, systemd_cgroup: bool) -> Result<i32> {
         None => forward_signals_until_exit(pid)?,
     };
     if !args.keep {
-        destroy(&container.saved, &container.lock.path);
+        // Someone may have deleted it (or even made a new one with this ID)
+        // while we waited: destroy only what is still ours.
+        if let Ok(now) = root.open_container(&args.id) {
+            if now.saved.pid == saved.pid && now.saved.pid_start_time == saved.pid_start_time {
+                destroy(&now.saved, &dir);
+            }
+        }
     }
     Ok(code)
 }

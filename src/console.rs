@@ -61,8 +61,6 @@ pub fn open_pty() -> Result<(OwnedFd, PathBuf)> {
 /// Open the slave of `master` without a path lookup (TIOCGPTPEER, Linux
 /// 4.13+). Prefer this to opening the path from [`open_pty`]: nothing in the
 /// container's /dev can redirect it to another file.
-// Until init.rs switches to it, only the tests call it.
-#[allow(dead_code)]
 pub fn open_pty_peer(master: BorrowedFd<'_>) -> Result<OwnedFd> {
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
     // SAFETY: TIOCGPTPEER takes open flags by value and returns a new fd.
@@ -72,6 +70,61 @@ pub fn open_pty_peer(master: BorrowedFd<'_>) -> Result<OwnedFd> {
     }
     // SAFETY: the kernel just returned this fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Bind the pty slave onto /dev/console (config-linux.md "Default Devices": /dev/console is set
+/// up when terminal is enabled, as a bind mount of the pty slave). Runs in the container's mount
+/// namespace after pivot_root; /dev is the tmpfs berth made, but is still not trusted: the
+/// target is never followed if it is a symlink.
+pub fn mount_console(slave: BorrowedFd<'_>) -> Result<()> {
+    let path = c"/dev/console";
+    // SAFETY: plain syscalls on a NUL-terminated path and a stat buffer we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let found = unsafe {
+        libc::fstatat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } == 0;
+    if found && st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        // SAFETY: as above.
+        if unsafe { libc::unlinkat(libc::AT_FDCWD, path.as_ptr(), 0) } != 0 {
+            bail!("removing the symlink /dev/console: {}", Errno::last());
+        }
+    }
+    if !found || st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        // SAFETY: as above.
+        let r = unsafe { libc::mknodat(libc::AT_FDCWD, path.as_ptr(), libc::S_IFREG | 0o600, 0) };
+        if r != 0 && Errno::last() != Errno::EEXIST {
+            bail!("creating /dev/console: {}", Errno::last());
+        }
+    }
+    let target = open(
+        "/dev/console",
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("opening /dev/console")?;
+    // SAFETY: open just returned this fd.
+    let target = unsafe { OwnedFd::from_raw_fd(target) };
+    let source = std::ffi::CString::new(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
+    let onto = std::ffi::CString::new(format!("/proc/self/fd/{}", target.as_raw_fd())).unwrap();
+    // SAFETY: NUL-terminated strings that outlive the call.
+    let r = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            onto.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        bail!("bind-mounting the pty onto /dev/console: {}", Errno::last());
+    }
+    Ok(())
 }
 
 /// Set a terminal's size (process.consoleSize: height = rows, width = columns).
@@ -271,11 +324,8 @@ pub fn recv_fd(sock: impl AsRawFd) -> Result<OwnedFd> {
 /// own line discipline; it is restored on return, error or not. Window size
 /// follows the user's terminal, at start and on SIGWINCH. EOF on stdin stops
 /// input only.
-pub fn proxy_terminal(master: OwnedFd) -> Result<()> {
-    proxy_terminal_with_signals(master, SigSet::empty(), &mut |_| Ok(()))
-}
-
-/// [`proxy_terminal`], also handing `signals` (which are blocked meanwhile
+///
+/// Also hands `signals` (which are blocked meanwhile
 /// and taken through the same poll loop) to `on_signal`, for a caller that
 /// forwards signals to the container while the terminal is proxied. SIGWINCH
 /// is always handled here and never handed on. An error from `on_signal`

@@ -66,6 +66,7 @@ pub fn create(req: &Request) -> Result<Created> {
         pid: None,
         cgroup: None,
         id: req.id.to_string(),
+        poststop: None,
     };
     let result = create_in(req, &bundle, &plan, console, cgroup_path, &mut setup);
     match result {
@@ -83,6 +84,8 @@ struct Setup {
     pid: Option<i32>,
     cgroup: Option<PathBuf>,
     id: String,
+    /// Once the init exists: the poststop hooks and the state they get.
+    poststop: Option<(Vec<oci_spec::runtime::Hook>, OciState)>,
 }
 
 impl Setup {
@@ -94,6 +97,18 @@ impl Setup {
         if let Some(cg) = self.cgroup.take() {
             if let Err(e) = cgroups::remove(&cg, &self.id) {
                 logging::warn(&format!("{e:#}"));
+            }
+        }
+        // runtime.md "Lifecycle" 3-5: a failing create continues at step 12
+        // (destroy) and 13 (poststop hooks, whose failure is only a warning).
+        if let Some((hooks, mut state)) = self.poststop.take() {
+            state.status = Status::Stopped;
+            if let Ok(json) = serde_json::to_vec(&state) {
+                for hook in &hooks {
+                    if let Err(e) = hooks::run_hook(hook, &json) {
+                        logging::warn(&format!("poststop hook: {e:#}"));
+                    }
+                }
             }
         }
         if let Some(dir) = self.dir.take() {
@@ -178,6 +193,14 @@ fn create_in(
     cgroups::enter(&bundle.spec, &cgroup_path, req.id, pid)?;
 
     state.pid = pid;
+    if let Some(poststop) = bundle
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststop().clone())
+    {
+        setup.poststop = Some((poststop, state.clone()));
+    }
     let state_json = serde_json::to_string(&state)?;
     chan.send(&Message::Go(state_json.clone()))?;
 
@@ -230,6 +253,7 @@ fn create_in(
     // Success: nothing to undo any more.
     setup.pid = None;
     setup.cgroup = None;
+    setup.poststop = None;
     Ok(Created {
         dir: setup.dir.take().expect("dir"),
         saved,
@@ -294,7 +318,13 @@ struct CloneArgs {
 fn clone_with(flags: u64) -> Result<i32> {
     let args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        // clone3 refuses an exit signal with CLONE_PARENT: the child then
+        // inherits ours (the intermediate was cloned with SIGCHLD).
+        exit_signal: if flags & libc::CLONE_PARENT as u64 != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         ..Default::default()
     };
     // SAFETY: berth is single-threaded here, so the child may run Rust code

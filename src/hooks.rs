@@ -1,18 +1,24 @@
 //! OCI lifecycle hooks (config.md "POSIX-platform Hooks", runtime.md
 //! "Lifecycle"): run a program with the container's state JSON on its stdin.
 //!
-//! A hook gets exactly its configured `args` and `env`, nothing inherited. Its
-//! stdout and stderr go straight to berth's stderr so that they reach whoever
-//! runs berth (the shim's log, the terminal) even if the hook leaves a
-//! background process holding them. The state is fed through a non-blocking
-//! pipe from the same poll loop that watches the hook's exit and timeout, so a
-//! hook that never reads stdin can neither block us nor outlive its timeout.
+//! A hook gets exactly its configured `args` and `env`, nothing inherited.
+//! Its stdout and stderr go to an anonymous memory file: when the hook fails
+//! their last lines become part of berth's one-line error (as runc reports
+//! them), and a hook that leaves a background process holding them blocks
+//! nobody. The state is fed through a non-blocking pipe from the same poll
+//! loop that watches the hook's exit and timeout, so a hook that never reads
+//! stdin can neither block us nor outlive its timeout. Each hook leads its
+//! own process group, and a timed-out hook is killed with the whole group.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use oci_spec::runtime::Hook;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -45,9 +51,11 @@ fn run(hook: &Hook, state_json: &[u8], label: &str) -> Result<()> {
         Some(secs) if secs > 0 => Some(Duration::from_secs(secs as u64)),
         Some(secs) => bail!("{what}: timeout must be greater than zero, got {secs}"),
     };
-    let mut child = command(hook)
+    let output = memfd("berth-hook-output")?;
+    let mut child = command(hook, &output)?
         .spawn()
         .map_err(|e| anyhow!("{what} could not be started: {e}"))?;
+    let group = Pid::from_raw(-(child.id() as i32));
     let stdin = child.stdin.take().expect("stdin is piped");
     // Without a pidfd (seccomp in the container, an old kernel) fall back
     // to checking for the exit every few milliseconds.
@@ -55,27 +63,62 @@ fn run(hook: &Hook, state_json: &[u8], label: &str) -> Result<()> {
     let outcome = feed_and_wait(&mut child, stdin, state_json, timeout, exited);
     match outcome {
         Ok(Some(status)) if status.success() => Ok(()),
-        Ok(Some(status)) => bail!("{what} failed: {}", describe(status)),
+        Ok(Some(status)) => bail!("{what} failed: {}{}", describe(status), tail_of(output)),
         Ok(None) => {
             // SIGKILL cannot be caught, so the wait that follows is short.
-            let _ = child.kill();
+            let _ = kill(group, Signal::SIGKILL);
             let _ = child.wait();
             bail!(
-                "{what} timed out after {}s and was killed",
-                timeout.unwrap_or_default().as_secs()
+                "{what} timed out after {}s and was killed{}",
+                timeout.unwrap_or_default().as_secs(),
+                tail_of(output)
             )
         }
         Err(e) => {
-            let _ = child.kill();
+            let _ = kill(group, Signal::SIGKILL);
             let _ = child.wait();
             bail!("{what}: {e}")
         }
     }
 }
 
+fn memfd(name: &str) -> Result<File> {
+    let name = std::ffi::CString::new(name).expect("no NUL");
+    // SAFETY: memfd_create takes a NUL-terminated name and flags.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        bail!("memfd_create for hook output: {}", Errno::last());
+    }
+    // SAFETY: the kernel just returned this fd and nobody else owns it.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// The end of what a failed hook printed, on one line: `: output: ...`.
+fn tail_of(mut output: File) -> String {
+    const MAX: usize = 400;
+    let mut text = String::new();
+    let _ = output.seek(SeekFrom::Start(0));
+    let _ = output.read_to_string(&mut text);
+    let joined = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if joined.is_empty() {
+        return String::new();
+    }
+    let start = joined.len().saturating_sub(MAX);
+    let start = (start..=joined.len())
+        .find(|&i| joined.is_char_boundary(i))
+        .unwrap_or(joined.len());
+    let cut = if start > 0 { "..." } else { "" };
+    format!(": output: {cut}{}", &joined[start..])
+}
+
 /// The hook's command: `args[0]` is argv[0] (the path when there are no
 /// args), the environment is exactly `env`.
-fn command(hook: &Hook) -> Command {
+fn command(hook: &Hook, output: &File) -> Result<Command> {
     let mut cmd = Command::new(hook.path());
     if let Some((argv0, rest)) = hook.args().as_deref().and_then(<[String]>::split_first) {
         cmd.arg0(argv0).args(rest);
@@ -88,18 +131,17 @@ fn command(hook: &Hook) -> Command {
             cmd.env(key, value);
         }
     }
+    let out = output
+        .try_clone()
+        .context("duplicating the hook output fd")?;
+    let err = output
+        .try_clone()
+        .context("duplicating the hook output fd")?;
     cmd.stdin(Stdio::piped())
-        .stdout(to_our_stderr())
-        .stderr(to_our_stderr());
-    cmd
-}
-
-/// A Stdio that writes where berth's own stderr goes (nowhere if fd 2 is closed).
-fn to_our_stderr() -> Stdio {
-    match std::io::stderr().as_fd().try_clone_to_owned() {
-        Ok(fd) => Stdio::from(fd),
-        Err(_) => Stdio::null(),
-    }
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .process_group(0);
+    Ok(cmd)
 }
 
 /// Write `state` to the hook's stdin while waiting for it to exit (on its
@@ -353,11 +395,15 @@ mod tests {
 
     #[test]
     fn failures_name_the_stage_path_and_status() {
-        let hooks = vec![sh("exit 3", &[], None)];
+        let hooks = vec![sh(
+            "echo first >&2; echo; echo last words; exit 3",
+            &[],
+            None,
+        )];
         let err = run_hooks(Some(&hooks), b"{}", "prestart").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "prestart hook /bin/sh failed: exit status 3"
+            "prestart hook /bin/sh failed: exit status 3: output: first; last words"
         );
 
         let err = run_hook(&sh("kill -SEGV $$", &[], None), b"{}").unwrap_err();
@@ -409,7 +455,11 @@ mod tests {
         let out = dir.file("state");
         let state = vec![b'y'; 300_000];
         let feed = |script: &str, timeout| {
-            let mut child = command(&sh(script, &[], None)).spawn().unwrap();
+            let output = memfd("test").unwrap();
+            let mut child = command(&sh(script, &[], None), &output)
+                .unwrap()
+                .spawn()
+                .unwrap();
             let stdin = child.stdin.take().unwrap();
             let status = feed_and_wait(&mut child, stdin, &state, timeout, None).unwrap();
             if status.is_none() {

@@ -39,6 +39,9 @@ pub fn run(ctx: Context, mut chan: Channel) -> ! {
     // the container.
     let mut keep = vec![chan.as_raw_fd(), ctx.listener];
     keep.extend(ctx.console);
+    // The namespaces to join by path are entered below; their fds are
+    // O_CLOEXEC, so none of them reaches the user's program.
+    keep.extend(ctx.plan.joins.iter().map(|j| j.fd.as_raw_fd()));
     process::close_fds_except(3 + ctx.preserve_fds, &mut keep);
     let code = match set_up(&ctx, &mut chan) {
         Ok((state, path)) => {
@@ -106,7 +109,7 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
     if let Some(h) = spec.hooks() {
         hooks::run_hooks(
             h.create_container().as_ref(),
-            state_json.as_bytes(),
+            &state_as_seen_inside(&state)?,
             "createContainer",
         )?;
     }
@@ -132,6 +135,9 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
         let slave = console::open_pty_peer(master.as_fd())?;
         console::send_fd(sock, &master, &slave_path.to_string_lossy())?;
         drop(master);
+        if ctx.plan.new_mount {
+            console::mount_console(slave.as_fd())?;
+        }
         console::make_controlling_terminal(slave)?;
     }
     if let Some(fd) = ctx.console {
@@ -222,6 +228,15 @@ fn set_sysctls(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// The state for hooks run in the container's namespaces: runtime.md "State"
+/// gives them the pid "as seen by the container", which is ours (1 in a new
+/// pid namespace).
+fn state_as_seen_inside(state: &OciState) -> Result<Vec<u8>> {
+    let mut inside = state.clone();
+    inside.pid = std::process::id() as i32;
+    Ok(serde_json::to_vec(&inside)?)
+}
+
 /// Blocks until `start` connects, runs the startContainer hooks and execs.
 /// A failure is written back to `start`, which reports it.
 fn wait_for_start_and_exec(ctx: &Context, mut state: OciState, path: &Path) -> i32 {
@@ -243,7 +258,7 @@ fn wait_for_start_and_exec(ctx: &Context, mut state: OciState, path: &Path) -> i
     let result = (|| -> Result<()> {
         if let Some(h) = ctx.spec.hooks() {
             state.status = Status::Created;
-            let json = serde_json::to_vec(&state)?;
+            let json = state_as_seen_inside(&state)?;
             hooks::run_hooks(h.start_container().as_ref(), &json, "startContainer")?;
         }
         // Only returns on failure; on success the connection closes with

@@ -31,12 +31,30 @@ pub enum Leaf {
 /// A directory that acts as "/" for every lookup made through it.
 pub struct RootDir {
     fd: OwnedFd,
+    /// The directory's real host path, when opened with [`open_rootfs`](Self::open_rootfs).
+    real_path: Option<PathBuf>,
 }
 
 impl RootDir {
     pub fn open(path: &Path) -> io::Result<Self> {
         let fd = sys::open_path(&sys::cstring(path)?, libc::O_PATH | libc::O_DIRECTORY)?;
-        Ok(Self { fd })
+        Ok(Self {
+            fd,
+            real_path: None,
+        })
+    }
+
+    /// Open a rootfs and learn its real host path: the prefix the kernel shows for every handle
+    /// resolved in it (the path given may go through symlinks).
+    pub fn open_rootfs(path: &Path) -> io::Result<Self> {
+        let mut root = Self::open(path)?;
+        let link = sys::fd_path(root.fd());
+        root.real_path = Some(std::fs::read_link(OsStr::from_bytes(link.as_bytes()))?);
+        Ok(root)
+    }
+
+    pub fn real_path(&self) -> Option<&Path> {
+        self.real_path.as_deref()
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -247,7 +265,9 @@ mod tests {
         assert!(root_path.join("x/y/z").is_dir());
         assert!(!t.0.join("x").exists());
 
-        let (fd, created) = root.resolve_or_create(Path::new("/"), Leaf::Directory).unwrap();
+        let (fd, created) = root
+            .resolve_or_create(Path::new("/"), Leaf::Directory)
+            .unwrap();
         assert!(!created);
         let st = sys::fstat(fd.as_fd()).unwrap();
         let md = std::fs::metadata(&root_path).unwrap();
@@ -269,7 +289,10 @@ mod tests {
 
     #[test]
     fn clean_paths() {
-        assert_eq!(clean(Path::new("dev/../dev/./pts/")), PathBuf::from("/dev/pts"));
+        assert_eq!(
+            clean(Path::new("dev/../dev/./pts/")),
+            PathBuf::from("/dev/pts")
+        );
         assert_eq!(clean(Path::new("/../..")), PathBuf::from("/"));
     }
 }

@@ -7,7 +7,7 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use libc::c_ulong;
@@ -20,6 +20,8 @@ const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
 const FSOPEN_CLOEXEC: u32 = 0x1;
 const FSMOUNT_CLOEXEC: u32 = 0x1;
+const FSCONFIG_SET_FLAG: u32 = 0;
+const FSCONFIG_SET_STRING: u32 = 1;
 const FSCONFIG_CMD_CREATE: u32 = 6;
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -295,21 +297,38 @@ pub fn mount_setattr_fd(fd: BorrowedFd, recursive: bool, attr: &MountAttr) -> io
     mount_setattr(fd.as_raw_fd(), c"", flags, attr)
 }
 
-/// A new, detached, superblock of `fstype` with no options, mounted with `attr_flags`.
-pub fn fsmount_new(fstype: &CStr, attr_flags: u64) -> io::Result<OwnedFd> {
+/// fsopen(2): a filesystem context to configure with [`fsconfig_string`] / [`fsconfig_flag`].
+pub fn fsopen(fstype: &CStr) -> io::Result<OwnedFd> {
     // SAFETY: valid C string.
-    let fs = check_fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
-    // SAFETY: NULL key/value are what FSCONFIG_CMD_CREATE takes.
+    check_fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })
+}
+
+fn fsconfig(fs: BorrowedFd, cmd: u32, key: Option<&CStr>, value: Option<&CStr>) -> io::Result<()> {
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: NULL or valid C strings, as each command expects.
     check_long(unsafe {
         libc::syscall(
             libc::SYS_fsconfig,
             fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
+            cmd,
+            ptr(key),
+            ptr(value),
             0,
         )
-    })?;
+    })
+}
+
+pub fn fsconfig_string(fs: BorrowedFd, key: &CStr, value: &CStr) -> io::Result<()> {
+    fsconfig(fs, FSCONFIG_SET_STRING, Some(key), Some(value))
+}
+
+pub fn fsconfig_flag(fs: BorrowedFd, key: &CStr) -> io::Result<()> {
+    fsconfig(fs, FSCONFIG_SET_FLAG, Some(key), None)
+}
+
+/// Create the superblock and return a detached mount of it with `attr_flags` (MOUNT_ATTR_*).
+pub fn fsmount(fs: BorrowedFd, attr_flags: u64) -> io::Result<OwnedFd> {
+    fsconfig(fs, FSCONFIG_CMD_CREATE, None, None)?;
     // SAFETY: plain integer arguments.
     check_fd(unsafe {
         libc::syscall(
@@ -317,6 +336,26 @@ pub fn fsmount_new(fstype: &CStr, attr_flags: u64) -> io::Result<OwnedFd> {
             fs.as_raw_fd(),
             FSMOUNT_CLOEXEC,
             attr_flags,
+        )
+    })
+}
+
+/// A new, detached superblock of `fstype` with no options, mounted with `attr_flags`.
+pub fn fsmount_new(fstype: &CStr, attr_flags: u64) -> io::Result<OwnedFd> {
+    let fs = fsopen(fstype)?;
+    fsmount(fs.as_fd(), attr_flags)
+}
+
+/// fchownat(AT_EMPTY_PATH): the owner of what `fd` refers to (O_PATH handles included).
+pub fn fchown_fd(fd: BorrowedFd, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: valid (empty) C string.
+    check(unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
         )
     })
 }

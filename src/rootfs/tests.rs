@@ -71,6 +71,13 @@ impl Bundle {
         symlink("/", rootfs.join("evil")).unwrap();
         symlink("../../../etc", rootfs.join("evil2")).unwrap();
         symlink("/made/by/link", rootfs.join("dangling")).unwrap();
+        // Image content a tmpcopyup tmpfs must carry over.
+        let app = rootfs.join("opt/app");
+        fs::create_dir_all(app.join("sub/dir")).unwrap();
+        fs::write(app.join("file"), "image content\n").unwrap();
+        fs::set_permissions(app.join("file"), fs::Permissions::from_mode(0o640)).unwrap();
+        fs::set_permissions(&app, fs::Permissions::from_mode(0o750)).unwrap();
+        symlink("file", app.join("link")).unwrap();
         fs::write(dir.join("hostfile"), "from the host\n").unwrap();
         fs::create_dir(dir.join("hostdir")).unwrap();
         fs::write(dir.join("hostdir/inside"), "inside\n").unwrap();
@@ -140,6 +147,8 @@ impl Drop for TestCgroup {
 
 struct Run<'a> {
     bundle: &'a Bundle,
+    /// The rootfs path the runtime passes (the bundle's, unless a test wants another spelling).
+    rootfs: Option<PathBuf>,
     spec: Spec,
     userns: bool,
     cgroupns: bool,
@@ -288,7 +297,7 @@ fn runtime_side(
                 let ctx = RootfsContext {
                     spec: &run.spec,
                     bundle: &run.bundle.dir,
-                    rootfs: &run.bundle.rootfs,
+                    rootfs: run.rootfs.as_deref().unwrap_or(&run.bundle.rootfs),
                     in_new_userns: run.userns,
                     has_cgroupns: run.cgroupns,
                 };
@@ -317,7 +326,10 @@ fn fs_magic(path: &str) -> Result<i64> {
         bail!("statfs {path}: {}", std::io::Error::last_os_error());
     }
     // SAFETY: statfs filled it in.
-    Ok(unsafe { st.assume_init() }.f_type as i64)
+    let st = unsafe { st.assume_init() };
+    // f_type's integer type differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(st.f_type as i64)
 }
 
 fn expect_fs(path: &str, magic: i64) -> Result<()> {
@@ -334,8 +346,8 @@ fn mount_options_of(point: &str) -> Result<String> {
     let table = fs::read_to_string("/proc/self/mountinfo")?;
     table
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(point))
-        .last()
+        .rev()
+        .find(|l| l.split(' ').nth(4) == Some(point))
         .and_then(|l| l.split(' ').nth(5))
         .map(str::to_string)
         .with_context(|| format!("no mount at {point}"))
@@ -491,7 +503,9 @@ fn extra_mounts(bundle: &Bundle) -> serde_json::Value {
         {"destination": "/dangling/sub", "type": "tmpfs", "source": "tmpfs"},
         // Relative destinations mean "from /"; a read-only tmpfs is made read-only at the end.
         {"destination": "relative/dir", "type": "tmpfs", "source": "tmpfs",
-         "options": ["ro", "mode=700"]}
+         "options": ["ro", "mode=700"]},
+        {"destination": "/opt/app", "type": "tmpfs", "source": "tmpfs",
+         "options": ["tmpcopyup", "nosuid", "size=1m"]}
     ])
 }
 
@@ -592,6 +606,24 @@ fn full_container_checks(ctx: &RootfsContext, userns: bool) -> Result<()> {
     let mode = fs::metadata("/relative/dir")?.mode() & 0o7777;
     ensure!(mode == 0o700, "/relative/dir mode {mode:o}");
 
+    // tmpcopyup: the image's content, modes and links, in a writable tmpfs.
+    expect_fs("/opt/app", TMPFS_MAGIC)?;
+    expect_option("/opt/app", "nosuid")?;
+    ensure!(
+        fs::read_to_string("/opt/app/link")? == "image content\n",
+        "/opt/app/link"
+    );
+    ensure!(
+        fs::metadata("/opt/app/file")?.mode() & 0o7777 == 0o640,
+        "/opt/app/file mode"
+    );
+    ensure!(
+        fs::metadata("/opt/app")?.mode() & 0o7777 == 0o750,
+        "/opt/app mode"
+    );
+    ensure!(Path::new("/opt/app/sub/dir").is_dir(), "/opt/app/sub/dir");
+    fs::write("/opt/app/new", "container only").context("writing into the tmpcopyup tmpfs")?;
+
     // Masked and readonly paths.
     for path in [
         "/proc/kcore",
@@ -631,12 +663,15 @@ fn full_container_with_cgroup_namespace() {
     let cgroup = TestCgroup::new(&format!("berth-test-{}-cgns", std::process::id())).unwrap();
     let run = Run {
         bundle: &bundle,
+        rootfs: None,
         spec: full_spec(&bundle),
         userns: false,
         cgroupns: true,
         cgroup: Some(&cgroup),
     };
     run_in_container(&run, &|ctx| full_container_checks(ctx, false)).unwrap();
+    // The copy-up never wrote to the image.
+    assert!(!bundle.rootfs.join("opt/app/new").exists());
 }
 
 #[test]
@@ -646,6 +681,7 @@ fn full_container_without_cgroup_namespace() {
     let cgroup = TestCgroup::new(&format!("berth-test-{}-nocgns", std::process::id())).unwrap();
     let run = Run {
         bundle: &bundle,
+        rootfs: None,
         spec: full_spec(&bundle),
         userns: false,
         cgroupns: false,
@@ -661,6 +697,7 @@ fn full_container_in_user_namespace() {
     let cgroup = TestCgroup::new(&format!("berth-test-{}-userns", std::process::id())).unwrap();
     let run = Run {
         bundle: &bundle,
+        rootfs: None,
         spec: spec_with(runc_default_spec(), extra_mounts(&bundle)),
         userns: true,
         cgroupns: true,
@@ -689,8 +726,11 @@ fn no_dev_mount_no_pivot_and_a_symlinked_dev() {
         "linux": {"rootfsPropagation": "private", "maskedPaths": ["/proc/kcore"]}
     }))
     .unwrap();
+    // The rootfs reached through a symlink: mounts must still be found inside it.
+    symlink(&bundle.rootfs, bundle.dir.join("rootfs-link")).unwrap();
     let run = Run {
         bundle: &bundle,
+        rootfs: Some(bundle.dir.join("rootfs-link")),
         spec,
         userns: false,
         cgroupns: false,
@@ -735,6 +775,7 @@ fn expect_prepare_error(
     .unwrap();
     let run = Run {
         bundle,
+        rootfs: None,
         spec,
         userns: false,
         cgroupns: false,
@@ -787,8 +828,8 @@ fn errors_name_the_problem() {
     expect_prepare_error(
         &bundle,
         json!([]),
-        json!({"devices": [{"path": "/etc/evil", "type": "c", "major": 1, "minor": 3}]}),
-        "/etc/evil",
+        json!({"devices": [{"path": "/dev/../etc/evil", "type": "c", "major": 1, "minor": 3}]}),
+        "/dev/../etc/evil",
     );
     expect_prepare_error(
         &bundle,
