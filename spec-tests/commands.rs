@@ -664,3 +664,39 @@ fn log_json_records_errors() {
     );
     fx.assert_no_residue();
 }
+
+// runc's global `--log-format text` (logrus text: time=... level=... msg=...)
+// and `--debug`, which adds debug records; without it there are none.
+#[test]
+fn log_text_format_and_debug() {
+    let fx = Fixture::new();
+    let log = fx.dir.join("log.txt");
+    let l = log.to_str().unwrap();
+    let id = fx.id("textlog");
+    fx.rt(&["--log", l, "--log-format", "text", "state", &id])
+        .run()
+        .fails_with(&["does not exist"]);
+    let text = fs::read_to_string(&log).unwrap();
+    let line = text.lines().last().unwrap_or("");
+    assert!(line.starts_with("time=\""), "{text}");
+    assert!(line.contains(" level=error "), "{text}");
+    assert!(
+        line.contains("msg=") && line.contains("does not exist"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("level=debug"),
+        "debug records without --debug: {text}"
+    );
+    if is_berth() {
+        fx.rt(&["--debug", "--log", l, "--log-format", "text", "list"])
+            .run()
+            .ok();
+        let text = fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("level=debug"),
+            "--debug wrote no debug record: {text}"
+        );
+    }
+    fx.assert_no_residue();
+}

@@ -146,7 +146,7 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
     }
 
     if !ctx.no_new_keyring {
-        join_session_keyring()?;
+        join_session_keyring(&state.id)?;
     }
     process::set_oom_score_adj(process)?;
     process::set_rlimits(process)?;
@@ -164,13 +164,18 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
 
 /// A session keyring of its own, so the container can't see or use the
 /// keys of whoever ran berth (runc does the same unless --no-new-keyring).
-fn join_session_keyring() -> Result<()> {
-    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a NULL name makes an anonymous one.
+/// A new session keyring, so the container cannot read or add keys of the
+/// session berth was started from. Named `_ses.<id>` (as runc does) so the
+/// host can tell which container a keyring belongs to.
+fn join_session_keyring(id: &str) -> Result<()> {
+    let name = std::ffi::CString::new(format!("_ses.{id}"))
+        .map_err(|_| anyhow!("container id {id:?} contains a NUL"))?;
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING takes a NUL-terminated name.
     let r = unsafe {
         libc::syscall(
             libc::SYS_keyctl,
             libc::KEYCTL_JOIN_SESSION_KEYRING,
-            std::ptr::null::<libc::c_char>(),
+            name.as_ptr(),
         )
     };
     if r < 0 {
