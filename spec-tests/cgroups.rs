@@ -260,3 +260,21 @@ fn delete_force_removes_the_cgroup() {
     }
     fx.assert_no_residue();
 }
+
+// config-linux.md "Device allowlist": with runc's default rules (deny all,
+// then the defaults), a device node the allowlist doesn't name can't be
+// opened even by root, while an allowed one can.
+#[test]
+fn device_allowlist_denies_unlisted_devices() {
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    b.linux()["devices"] = json!([
+        {"path": "/dev/spec-zero", "type": "c", "major": 1, "minor": 5, "fileMode": 438},
+        {"path": "/dev/spec-mem", "type": "c", "major": 1, "minor": 1, "fileMode": 384}
+    ]);
+    let out = fx.run_sh(
+        &mut b,
+        "head -c 3 /dev/spec-zero | wc -c; head -c 1 /dev/spec-mem 2>&1 >/dev/null | grep -o 'Operation not permitted'",
+    );
+    assert_eq!(out, "3\nOperation not permitted\n");
+}

@@ -5,6 +5,13 @@
 //! this project's build machine) get the v1 manager; a pure cgroup2 host the v2
 //! one. The shim reads metrics and OOM events straight from the cgroup, so it
 //! must be exactly where `cgroupsPath` says.
+//!
+//! On v1 and hybrid hosts the start and delete of a container (joining the
+//! hierarchies, device rules, removal) are written directly by
+//! `v1_hot_path`, which reads the mount table once; libcgroups applies the
+//! other resources when the config has any.
+
+mod v1_hot_path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use libcgroups::common::{
@@ -78,16 +85,44 @@ fn remove_hybrid_unified(path: &Path) -> Result<()> {
     let Some(unified) = hybrid_unified() else {
         return Ok(());
     };
-    let dir = unified.join(path.strip_prefix("/").unwrap_or(path));
-    match std::fs::remove_dir(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(anyhow!("remove cgroup {}: {e}", dir.display())),
-    }
+    v1_hot_path::remove_tree(&unified.join(path.strip_prefix("/").unwrap_or(path)))
+}
+
+fn is_pure_v2() -> bool {
+    nix::sys::statfs::statfs(CGROUP_ROOT)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false)
 }
 
 /// Creates the cgroup, puts `pid` in it and applies `linux.resources`.
 pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
+    if is_pure_v2() {
+        return enter_with_libcgroups(spec, path, id, pid);
+    }
+    let hierarchies = v1_hot_path::hierarchies()?;
+    v1_hot_path::enter(&hierarchies, path, pid)?;
+    enter_hybrid_unified(path, pid)?;
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    v1_hot_path::apply_devices(&hierarchies, path, resources)?;
+    if let Some(resources) = resources.filter(|r| v1_hot_path::needs_more_than_devices(r)) {
+        let mgr = manager(path, id)?;
+        let opt = ControllerOpt {
+            resources,
+            disable_oom_killer: resources
+                .memory()
+                .as_ref()
+                .and_then(|m| m.disable_oom_killer())
+                .unwrap_or(false),
+            oom_score_adj: None,
+            freezer_state: None,
+        };
+        mgr.apply(&opt)
+            .map_err(|e| anyhow!("apply linux.resources to cgroup {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn enter_with_libcgroups(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
     let mgr = manager(path, id)?;
     mgr.add_task(Pid::from_raw(pid))
         .map_err(|e| anyhow!("add process {pid} to cgroup {}: {e}", path.display()))?;
@@ -111,6 +146,10 @@ pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
 
 /// Kills what is left in the cgroup and removes it. Gone already is fine.
 pub fn remove(path: &Path, id: &str) -> Result<()> {
+    if !is_pure_v2() {
+        v1_hot_path::remove(&v1_hot_path::hierarchies()?, path)?;
+        return remove_hybrid_unified(path);
+    }
     let mgr = manager(path, id)?;
     mgr.remove()
         .map_err(|e| anyhow!("remove cgroup {}: {e}", path.display()))

@@ -1,0 +1,313 @@
+//! The cgroup v1 (and hybrid) work on container start and delete, written
+//! directly. libcgroups' v1 manager finds each of its twelve controllers by
+//! reading /proc/self/mountinfo and /proc/self/cgroup through a fresh safe
+//! procfs handle, every time a manager is made: about half of the syscalls
+//! of a whole `berth run`. Here the mount table is read once, the container
+//! joins every hierarchy with plain mkdir + write, device rules are written
+//! as libcgroups writes them, and delete is kill + rmdir. libcgroups is still
+//! used for every other resource (memory, cpu, pids, blkio, hugetlb...), only
+//! when the config asks for one.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+
+/// Controllers libcgroups' v1 manager handles: the hierarchies a container joins.
+const CONTROLLERS: [&str; 12] = [
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "hugetlb",
+    "memory",
+    "pids",
+    "perf_event",
+    "blkio",
+    "net_prio",
+    "net_cls",
+    "freezer",
+];
+
+/// One mounted v1 hierarchy (co-mounted controllers share one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mount: PathBuf,
+    pub controllers: Vec<String>,
+}
+
+/// The v1 hierarchies of the host that hold at least one known controller,
+/// from one read of /proc/self/mountinfo.
+pub fn hierarchies() -> Result<Vec<Hierarchy>> {
+    let text = fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    Ok(parse_mountinfo(&text))
+}
+
+fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
+    let mut found: Vec<Hierarchy> = Vec::new();
+    for line in text.lines() {
+        // "<id> <parent> <dev> <root> <mount point> <opts> [optional...] - <fstype> <source> <super opts>"
+        let Some((head, tail)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut tail = tail.split(' ');
+        if tail.next() != Some("cgroup") {
+            continue;
+        }
+        let super_opts = tail.nth(1).unwrap_or("");
+        let controllers: Vec<String> = super_opts
+            .split(',')
+            .filter(|o| CONTROLLERS.contains(o))
+            .map(str::to_string)
+            .collect();
+        let Some(mount) = head.split(' ').nth(4) else {
+            continue;
+        };
+        if controllers.is_empty() || found.iter().any(|h| h.controllers == controllers) {
+            continue;
+        }
+        found.push(Hierarchy {
+            mount: PathBuf::from(unescape(mount)),
+            controllers,
+        });
+    }
+    found
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn dir_in(h: &Hierarchy, path: &Path) -> PathBuf {
+    h.mount.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// Creates the container's cgroup in every hierarchy and moves `pid` in.
+pub fn enter(hierarchies: &[Hierarchy], path: &Path, pid: i32) -> Result<()> {
+    for h in hierarchies {
+        let dir = dir_in(h, path);
+        if h.controllers.iter().any(|c| c == "cpuset") {
+            make_cpuset_dirs(&h.mount, path)?;
+        } else {
+            fs::create_dir_all(&dir).with_context(|| format!("create cgroup {}", dir.display()))?;
+        }
+        fs::write(dir.join("cgroup.procs"), pid.to_string())
+            .with_context(|| format!("add process {pid} to cgroup {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// A new cpuset cgroup starts with no cpus and no mems, and a process can't
+/// join it until they are set: each new level inherits its parent's.
+fn make_cpuset_dirs(mount: &Path, path: &Path) -> Result<()> {
+    let mut dir = mount.to_path_buf();
+    for part in path
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        let parent = dir.clone();
+        dir.push(part);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("create cgroup {}", dir.display())),
+        }
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let current = fs::read_to_string(dir.join(file)).unwrap_or_default();
+            if current.trim().is_empty() {
+                let inherited = fs::read_to_string(parent.join(file))
+                    .with_context(|| format!("read {}", parent.join(file).display()))?;
+                fs::write(dir.join(file), inherited.trim())
+                    .with_context(|| format!("write {}", dir.join(file).display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// config-linux.md "Device allowlist" on v1: the config's rules in order,
+/// then the devices every container needs (the default nodes, mknod of any
+/// node, the console, ptys, ptmx and tun), in the order libcgroups writes
+/// them, so behaviour is the same whichever path applies them.
+pub fn apply_devices(
+    hierarchies: &[Hierarchy],
+    path: &Path,
+    resources: Option<&LinuxResources>,
+) -> Result<()> {
+    let Some(h) = hierarchies
+        .iter()
+        .find(|h| h.controllers.iter().any(|c| c == "devices"))
+    else {
+        return Ok(());
+    };
+    let dir = dir_in(h, path);
+    let rules = resources
+        .and_then(|r| r.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .cloned()
+        .chain(default_rules());
+    for rule in rules {
+        let file = if rule.allow() {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        fs::write(dir.join(file), rule.to_string()).map_err(|e| {
+            anyhow!(
+                "linux.resources.devices: write {rule} to {}: {e}",
+                dir.join(file).display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn default_rules() -> Vec<LinuxDeviceCgroup> {
+    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_string()));
+        r
+    };
+    use LinuxDeviceType::{B, C};
+    vec![
+        // The default device nodes: null, zero, full, tty, urandom, random.
+        rule(C, Some(1), Some(3), "rwm"),
+        rule(C, Some(1), Some(5), "rwm"),
+        rule(C, Some(1), Some(7), "rwm"),
+        rule(C, Some(5), Some(0), "rwm"),
+        rule(C, Some(1), Some(9), "rwm"),
+        rule(C, Some(1), Some(8), "rwm"),
+        // mknod of any node; /dev/console, /dev/pts/*, /dev/ptmx, /dev/net/tun.
+        rule(C, None, None, "m"),
+        rule(B, None, None, "m"),
+        rule(C, Some(5), Some(1), "rwm"),
+        rule(C, Some(136), None, "rwm"),
+        rule(C, Some(5), Some(2), "rwm"),
+        rule(C, Some(10), Some(200), "rwm"),
+    ]
+}
+
+/// Does `linux.resources` ask for anything beyond device rules? Then
+/// libcgroups applies it.
+pub fn needs_more_than_devices(r: &LinuxResources) -> bool {
+    r.memory().is_some()
+        || r.cpu().is_some()
+        || r.pids().is_some()
+        || r.block_io().is_some()
+        || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+        || r.network().is_some()
+        || r.rdma().as_ref().is_some_and(|m| !m.is_empty())
+        || r.unified().as_ref().is_some_and(|m| !m.is_empty())
+}
+
+/// Kills what is left in the container's cgroup of every hierarchy and
+/// removes it (children first). Gone already is fine.
+pub fn remove(hierarchies: &[Hierarchy], path: &Path) -> Result<()> {
+    for h in hierarchies {
+        remove_tree(&dir_in(h, path))?;
+    }
+    Ok(())
+}
+
+pub fn remove_tree(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("read cgroup {}", dir.display())),
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&entry.path())?;
+        }
+    }
+    // A dying process keeps the cgroup busy for a moment after SIGKILL.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut pause = Duration::from_micros(500);
+    loop {
+        if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::SIGKILL,
+                );
+            }
+        }
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(anyhow!("remove cgroup {}: {e}", dir.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hierarchies_from_mountinfo() {
+        let text = "\
+33 25 0:29 / /sys/fs/cgroup/cpu rw,nosuid shared:10 - cgroup cgroup rw,cpu
+34 25 0:30 / /sys/fs/cgroup/cpuacct rw shared:11 - cgroup cgroup rw,cpuacct
+35 25 0:31 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio
+36 25 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+37 25 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate
+38 25 0:39 / /sys/fs/cgroup/with\\040space rw - cgroup cgroup rw,pids
+39 25 0:40 / /elsewhere/pids rw - cgroup cgroup rw,pids
+";
+        let h = parse_mountinfo(text);
+        let mounts: Vec<_> = h
+            .iter()
+            .map(|h| h.mount.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                "/sys/fs/cgroup/cpu",
+                "/sys/fs/cgroup/cpuacct",
+                "/sys/fs/cgroup/net_cls,net_prio",
+                "/sys/fs/cgroup/with space"
+            ]
+        );
+        assert_eq!(h[2].controllers, ["net_cls", "net_prio"]);
+    }
+
+    #[test]
+    fn device_rules_are_written_as_libcgroups_writes_them() {
+        let strings: Vec<String> = default_rules().iter().map(|r| r.to_string()).collect();
+        assert_eq!(strings[0], "c 1:3 rwm");
+        assert_eq!(strings[6], "c *:* m");
+        assert_eq!(strings[9], "c 136:* rwm");
+    }
+}
