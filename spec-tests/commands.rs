@@ -700,3 +700,35 @@ fn log_text_format_and_debug() {
     }
     fx.assert_no_residue();
 }
+
+// A foreground `run` must not keep other commands out: `delete --force`
+// from another process kills the container, and `run` then returns 128+9
+// (runc's behaviour; the contract's shim relies on kill and delete working
+// on any container).
+#[test]
+fn delete_force_while_run_waits_in_the_foreground() {
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    b.set_args(&["sleep", "1000"]);
+    b.save();
+    let id = fx.id("fgdel");
+    let running = fx
+        .rt(&["run", "--bundle", b.dir.to_str().unwrap(), &id])
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || fx
+            .rt(&["state", &id])
+            .run()
+            .stdout
+            .contains("\"running\"")),
+        "the container never ran"
+    );
+    fx.note_pid(fx.pid(&id));
+    fx.rt(&["delete", "--force", &id])
+        .timeout(Duration::from_secs(10))
+        .run()
+        .ok();
+    let out = running.wait();
+    assert_eq!(out.code(), Some(137), "{}", out.describe());
+    fx.assert_no_residue();
+}
