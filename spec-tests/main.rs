@@ -19,3 +19,4 @@ mod hooks;
 mod mounts;
 mod namespaces;
 mod process;
+mod seccomp;

@@ -91,9 +91,6 @@ fn validate_hooks(spec: &Spec) -> Result<()> {
 fn reject_unsupported(spec: &Spec) -> Result<()> {
     let mut missing = Vec::new();
     if let Some(linux) = spec.linux() {
-        if linux.seccomp().is_some() {
-            missing.push("linux.seccomp");
-        }
         if linux.intel_rdt().is_some() {
             missing.push("linux.intelRdt");
         }
