@@ -24,7 +24,10 @@ fn bit(name: &str) -> u64 {
 }
 
 fn mask(names: &[&str]) -> String {
-    format!("{:016x}", names.iter().map(|n| bit(n)).fold(0, |a, b| a | b))
+    format!(
+        "{:016x}",
+        names.iter().map(|n| bit(n)).fold(0, |a, b| a | b)
+    )
 }
 
 fn sets(
@@ -40,39 +43,40 @@ fn sets(
     })
 }
 
-// config.md "Process" capabilities, uid 0: bounding and inheritable are as
-// configured. execve by root (no file capabilities, no SECBIT_NOROOT) then
-// computes, per capabilities(7), permitted = inheritable | bounding | ambient
-// and effective = permitted; ambient stays.
+// config.md "Process" capabilities, uid 0: bounding, inheritable and ambient
+// are as configured. execve by root (no file capabilities, no SECBIT_NOROOT)
+// then computes, per capabilities(7), permitted = bounding | inheritable
+// (| ambient) and effective = permitted; with noNewPrivileges the kernel
+// also caps permitted at what the process held before execve, i.e. the
+// configured permitted set.
 #[test]
 fn five_sets_for_root() {
     let fx = Fixture::new();
-    let mut b = fx.bundle();
-    let bnd = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID"];
-    let inh = ["CAP_NET_BIND_SERVICE", "CAP_NET_RAW"];
-    b.process()["capabilities"] = sets(
-        &bnd,
-        &["CAP_KILL"],
-        &["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"],
-        &inh,
-        &["CAP_NET_BIND_SERVICE"],
-    );
-    let out = fx.run_sh(&mut b, "grep ^Cap /proc/self/status");
-    let field = |k| status_field(&out, k).unwrap_or_default();
-    assert_eq!(field("CapBnd"), mask(&bnd), "{out}");
-    // CAP_NET_RAW is inheritable but not in the bounding set: the kernel
-    // still keeps it in CapInh (bounding only limits what can be added).
-    assert_eq!(field("CapInh"), mask(&inh), "{out}");
-    let prm = mask(&[
+    let bnd = [
         "CAP_CHOWN",
         "CAP_KILL",
         "CAP_NET_BIND_SERVICE",
         "CAP_SETUID",
-        "CAP_NET_RAW",
-    ]);
-    assert_eq!(field("CapPrm"), prm, "{out}");
-    assert_eq!(field("CapEff"), prm, "{out}");
-    assert_eq!(field("CapAmb"), mask(&["CAP_NET_BIND_SERVICE"]), "{out}");
+    ];
+    // The kernel refuses an inheritable capability outside the bounding set.
+    let inh = ["CAP_NET_BIND_SERVICE", "CAP_CHOWN"];
+    let prm = ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN"];
+    for nnp in [true, false] {
+        let mut b = fx.bundle();
+        b.process()["noNewPrivileges"] = json!(nnp);
+        b.process()["capabilities"] =
+            sets(&bnd, &["CAP_KILL"], &prm, &inh, &["CAP_NET_BIND_SERVICE"]);
+        let out = fx.run_sh(&mut b, "grep ^Cap /proc/self/status");
+        let ctx = format!("nnp={nnp}: {out}");
+        let field = |k| status_field(&out, k).unwrap_or_default();
+        assert_eq!(field("CapBnd"), mask(&bnd), "{ctx}");
+        assert_eq!(field("CapInh"), mask(&inh), "{ctx}");
+        assert_eq!(field("CapAmb"), mask(&["CAP_NET_BIND_SERVICE"]), "{ctx}");
+        // bounding | inheritable is all of bnd; NNP cuts CAP_SETUID again.
+        let want = if nnp { mask(&prm) } else { mask(&bnd) };
+        assert_eq!(field("CapPrm"), want, "{ctx}");
+        assert_eq!(field("CapEff"), want, "{ctx}");
+    }
     fx.assert_no_residue();
 }
 
@@ -109,7 +113,10 @@ fn ambient_capabilities_for_non_root() {
         if with_chown {
             assert!(out.contains("chowned\nowner=0"), "{ctx}");
         } else {
-            assert!(out.contains("Operation not permitted") && out.contains("owner=1000"), "{ctx}");
+            assert!(
+                out.contains("Operation not permitted") && out.contains("owner=1000"),
+                "{ctx}"
+            );
         }
     }
     fx.assert_no_residue();
@@ -140,7 +147,13 @@ fn non_root_without_ambient_has_no_capabilities() {
 fn unknown_capability_fails_create() {
     berth_only!("runc 1.1 ignores unknown capabilities with a warning");
     let fx = Fixture::new();
-    for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+    for set in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
         let mut b = fx.bundle();
         b.process()["capabilities"] = sets(&["CAP_KILL"], &[], &[], &[], &[]);
         b.process()["capabilities"][set] = json!(["CAP_KILL", "CAP_BOGUS_POWER"]);

@@ -11,6 +11,7 @@
 #[macro_use]
 mod harness;
 
+mod capabilities;
 mod cgroups;
 mod commands;
 mod devices;
