@@ -21,3 +21,4 @@ mod mounts;
 mod namespaces;
 mod process;
 mod seccomp;
+mod username;

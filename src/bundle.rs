@@ -123,9 +123,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         if p.exec_cpu_affinity().is_some() {
             missing.push("process.execCPUAffinity");
         }
-        if p.user().username().as_ref().is_some_and(|l| !l.is_empty()) {
-            missing.push("process.user.username");
-        }
     }
     if !missing.is_empty() {
         bail!("not supported by berth yet: {}", missing.join(", "));
