@@ -11,6 +11,7 @@
 #[macro_use]
 mod harness;
 
+mod capabilities;
 mod cgroups;
 mod commands;
 mod devices;
@@ -20,3 +21,5 @@ mod mounts;
 mod namespaces;
 mod process;
 mod process_model;
+mod seccomp;
+mod username;

@@ -91,9 +91,6 @@ fn validate_hooks(spec: &Spec) -> Result<()> {
 fn reject_unsupported(spec: &Spec) -> Result<()> {
     let mut missing = Vec::new();
     if let Some(linux) = spec.linux() {
-        if linux.seccomp().is_some() {
-            missing.push("linux.seccomp");
-        }
         if linux.intel_rdt().is_some() {
             missing.push("linux.intelRdt");
         }
@@ -125,9 +122,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         }
         if p.exec_cpu_affinity().is_some() {
             missing.push("process.execCPUAffinity");
-        }
-        if p.user().username().as_ref().is_some_and(|l| !l.is_empty()) {
-            missing.push("process.user.username");
         }
     }
     if !missing.is_empty() {

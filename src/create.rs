@@ -16,7 +16,7 @@ use crate::bundle::{self, Bundle};
 use crate::cli::CreateOpts;
 use crate::state::{LockedDir, OciState, Root, Saved, Status, START_SOCKET};
 use crate::sync::{self, Channel, Message};
-use crate::{cgroups, console, hooks, init, logging, namespaces};
+use crate::{cgroups, console, hooks, init, logging, namespaces, seccomp};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
@@ -57,6 +57,14 @@ pub fn create(req: &Request) -> Result<Created> {
     crate::state::validate_id(req.id)?;
     let bundle = bundle::load(&req.opts.bundle)?;
     let plan = namespaces::plan(&bundle.spec)?;
+    // Compiled before anything exists, so a bad profile leaves nothing
+    // behind; the init loads this context from its copy of our memory.
+    let seccomp_profile = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref());
+    let filter = seccomp_profile.map(seccomp::compile).transpose()?;
     let console = console_for(&bundle, req)?;
     let cgroup_path = cgroups::path_for(&bundle.spec, req.id, req.systemd_cgroup)?;
     let dir = req.root.create_container_dir(req.id)?;
@@ -68,7 +76,15 @@ pub fn create(req: &Request) -> Result<Created> {
         id: req.id.to_string(),
         poststop: None,
     };
-    let result = create_in(req, &bundle, &plan, console, cgroup_path, &mut setup);
+    let result = create_in(
+        req,
+        &bundle,
+        &plan,
+        filter.as_ref(),
+        console,
+        cgroup_path,
+        &mut setup,
+    );
     match result {
         Ok(created) => Ok(created),
         Err(e) => {
@@ -139,12 +155,21 @@ fn create_in(
     req: &Request,
     bundle: &Bundle,
     plan: &namespaces::Plan,
+    filter: Option<&seccomp::Filter>,
     console: Console,
     cgroup_path: PathBuf,
     setup: &mut Setup,
 ) -> Result<Created> {
     let dir_path = setup.dir.as_ref().expect("dir").path.clone();
     let listener = bind_start_socket(&dir_path)?;
+    // The seccomp agent's socket is a host path: connect now, the init
+    // sends the listener fd on this connection from inside the container.
+    let seccomp_listener = match (filter, bundle.spec.linux().as_ref()) {
+        (Some(f), Some(linux)) if f.uses_notify => {
+            seccomp::connect_listener(linux.seccomp().as_ref().expect("compiled from it"))?
+        }
+        _ => None,
+    };
 
     // The console: a connection to the given socket, or our end of a pair.
     let (console_fd, our_console_end): (Option<OwnedFd>, Option<OwnedFd>) = match &console {
@@ -180,10 +205,13 @@ fn create_in(
         no_pivot: req.opts.no_pivot,
         no_new_keyring: req.opts.no_new_keyring,
         preserve_fds,
+        seccomp: filter,
+        seccomp_listener: seccomp_listener.as_ref().map(|f| f.as_raw_fd()),
     };
     let pid = spawn_init(plan, ctx, child_end, &bundle.spec)?;
     setup.pid = Some(pid);
     drop(console_fd);
+    drop(seccomp_listener);
     let mut chan = parent_end;
 
     if plan.new_user {

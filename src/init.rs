@@ -9,7 +9,7 @@
 use crate::namespaces::Plan;
 use crate::state::{OciState, Status};
 use crate::sync::{Channel, Message};
-use crate::{console, hooks, namespaces, process, rootfs};
+use crate::{console, hooks, namespaces, process, rootfs, seccomp};
 use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::io::{Read, Write};
@@ -30,6 +30,10 @@ pub struct Context<'a> {
     pub no_new_keyring: bool,
     /// fds 3 .. 3+preserve_fds stay open for the user's program.
     pub preserve_fds: i32,
+    /// linux.seccomp, compiled by `create`.
+    pub seccomp: Option<&'a seccomp::Filter>,
+    /// Our connection to linux.seccomp.listenerPath (SCMP_ACT_NOTIFY).
+    pub seccomp_listener: Option<RawFd>,
 }
 
 /// Never returns: the init either becomes the user's program or exits.
@@ -39,6 +43,7 @@ pub fn run(ctx: Context, mut chan: Channel) -> ! {
     // the container.
     let mut keep = vec![chan.as_raw_fd(), ctx.listener];
     keep.extend(ctx.console);
+    keep.extend(ctx.seccomp_listener);
     // The namespaces to join by path are entered below; their fds are
     // O_CLOEXEC, so none of them reaches the user's program.
     keep.extend(ctx.plan.joins.iter().map(|j| j.fd.as_raw_fd()));
@@ -153,6 +158,11 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
     let setgroups_allowed = !std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "deny")
         .unwrap_or(false);
+    if !no_new_privileges(ctx) {
+        // Without noNewPrivileges, loading a filter takes CAP_SYS_ADMIN,
+        // which switch_user may drop: load it now (runc does the same).
+        load_seccomp(ctx, &state)?;
+    }
     process::switch_user(process, setgroups_allowed)?;
     process::chdir_cwd(process)?;
     let path = process::find_executable(process)?;
@@ -242,6 +252,36 @@ fn state_as_seen_inside(state: &OciState) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(&inside)?)
 }
 
+fn no_new_privileges(ctx: &Context) -> bool {
+    ctx.spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.no_new_privileges())
+        == Some(true)
+}
+
+/// Loads linux.seccomp into the init and, for SCMP_ACT_NOTIFY, hands the
+/// listener fd to the agent with the container process state (the pid in
+/// `state` is the host's, "as seen by the runtime").
+fn load_seccomp(ctx: &Context, state: &OciState) -> Result<()> {
+    let Some(filter) = ctx.seccomp else {
+        return Ok(());
+    };
+    let notify_fd = seccomp::load(filter)?;
+    if let (Some(fd), Some(sock)) = (notify_fd, ctx.seccomp_listener) {
+        // SAFETY: the connection was made by create for us alone.
+        let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+        let metadata = ctx
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .and_then(|s| s.listener_metadata().clone());
+        seccomp::send_to_listener(sock, &fd, metadata.as_deref(), state)?;
+    }
+    Ok(())
+}
+
 /// Blocks until `start` connects, runs the startContainer hooks and execs.
 /// A failure is written back to `start`, which reports it.
 fn wait_for_start_and_exec(ctx: &Context, mut state: OciState, path: &Path) -> i32 {
@@ -265,6 +305,12 @@ fn wait_for_start_and_exec(ctx: &Context, mut state: OciState, path: &Path) -> i
             state.status = Status::Created;
             let json = state_as_seen_inside(&state)?;
             hooks::run_hooks(h.start_container().as_ref(), &json, "startContainer")?;
+        }
+        if no_new_privileges(ctx) {
+            // As late as possible: berth's own setup and the hooks are not
+            // the container's program, and the profile needn't allow them.
+            state.status = Status::Created;
+            load_seccomp(ctx, &state)?;
         }
         // Only returns on failure; on success the connection closes with
         // CLOEXEC and `start` reads EOF.

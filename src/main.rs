@@ -12,6 +12,7 @@ mod logging;
 mod namespaces;
 mod process;
 mod rootfs;
+mod seccomp;
 mod signals;
 mod spec_default;
 mod state;

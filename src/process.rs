@@ -86,6 +86,7 @@ fn to_caps(set: &Option<oci_spec::runtime::Capabilities>) -> Result<CapsHashSet>
 pub fn switch_user(process: &Process, setgroups_allowed: bool) -> Result<()> {
     let user = process.user();
     let wanted = process.capabilities().as_ref();
+    let ids = resolve_user(user)?;
 
     if let Some(c) = wanted {
         let bounding = to_caps(c.bounding())?;
@@ -101,19 +102,14 @@ pub fn switch_user(process: &Process, setgroups_allowed: bool) -> Result<()> {
     }
 
     if setgroups_allowed {
-        let gids: Vec<Gid> = user
-            .additional_gids()
-            .iter()
-            .flatten()
-            .map(|g| Gid::from_raw(*g))
-            .collect();
+        let gids: Vec<Gid> = ids.groups.iter().map(|g| Gid::from_raw(*g)).collect();
         nix::unistd::setgroups(&gids).map_err(|e| anyhow!("setgroups {gids:?}: {e}"))?;
     }
 
     nix::sys::prctl::set_keepcaps(true).map_err(|e| anyhow!("PR_SET_KEEPCAPS: {e}"))?;
-    let gid = Gid::from_raw(user.gid());
+    let gid = Gid::from_raw(ids.gid);
     nix::unistd::setresgid(gid, gid, gid).map_err(|e| anyhow!("setgid {gid}: {e}"))?;
-    let uid = Uid::from_raw(user.uid());
+    let uid = Uid::from_raw(ids.uid);
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| anyhow!("setuid {uid}: {e}"))?;
     nix::sys::prctl::set_keepcaps(false).map_err(|e| anyhow!("PR_SET_KEEPCAPS: {e}"))?;
 
@@ -131,6 +127,64 @@ pub fn switch_user(process: &Process, setgroups_allowed: bool) -> Result<()> {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
     Ok(())
+}
+
+/// The ids `switch_user` switches to.
+struct Ids {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+}
+
+/// process.user, with `username` looked up in the container's own
+/// /etc/passwd and /etc/group (we are past pivot_root; never NSS): its uid
+/// and primary gid, plus every group that lists it as a member, after
+/// additionalGids. A uid or gid also given must agree with the name.
+fn resolve_user(user: &oci_spec::runtime::User) -> Result<Ids> {
+    let mut ids = Ids {
+        uid: user.uid(),
+        gid: user.gid(),
+        groups: user.additional_gids().clone().unwrap_or_default(),
+    };
+    let Some(name) = user.username().as_deref().filter(|n| !n.is_empty()) else {
+        return Ok(ids);
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|e| anyhow!("process.user.username {name:?}: read /etc/passwd: {e}"))?;
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && f[0] == name)
+        .ok_or_else(|| anyhow!("process.user.username {name:?}: no such user in /etc/passwd"))?;
+    let parse = |v: &str, what: &str| -> Result<u32> {
+        v.parse()
+            .map_err(|_| anyhow!("/etc/passwd: bad {what} {v:?} for user {name:?}"))
+    };
+    let (uid, gid) = (parse(entry[2], "uid")?, parse(entry[3], "gid")?);
+    // uid/gid are required numbers in config.json, 0 when a client only
+    // meant the name: a non-zero one that disagrees is a contradiction.
+    if (ids.uid != 0 && ids.uid != uid) || (ids.gid != 0 && ids.gid != gid) {
+        bail!(
+            "process.user.username {name:?} is {uid}:{gid} in /etc/passwd, \
+             but process.user says {}:{}",
+            ids.uid,
+            ids.gid
+        );
+    }
+    ids.uid = uid;
+    ids.gid = gid;
+    // A missing /etc/group just means no supplementary groups.
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    for f in group.lines().map(|l| l.split(':').collect::<Vec<_>>()) {
+        if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
+            if let Ok(g) = f[2].parse::<u32>() {
+                if !ids.groups.contains(&g) {
+                    ids.groups.push(g);
+                }
+            }
+        }
+    }
+    Ok(ids)
 }
 
 fn set_capabilities(c: &LinuxCapabilities) -> Result<()> {
