@@ -93,30 +93,30 @@ fn created_init_holds_no_host_fds_or_cwd() {
 }
 
 // runc's --preserve-fds N: fds 3 .. 3+N of the caller reach the container's
-// process, and no other fd does.
+// process, and no other fd does. Seen from the host, on the running process
+// (a shell listing its own fds would see its pipeline's pipes).
 #[test]
 fn preserve_fds_passes_exactly_n() {
     let fx = Fixture::new();
     let mut b = fx.bundle();
-    b.set_sh("ls /proc/1/fd | sort -n | tr '\\n' ' '; cat <&3");
+    b.set_args(&["sleep", "1000"]);
     b.save();
-    let leaked = fx.dir.join("preserved");
-    fs::write(&leaked, "through fd 3\n").unwrap();
+    let preserved = fx.dir.join("preserved");
+    fs::write(&preserved, "through fd 3\n").unwrap();
     let id = fx.id("preserve");
-    let out = with_leaked_fds(
+    let bundle = b.dir.to_str().unwrap();
+    with_leaked_fds(
         &fx,
-        &leaked,
-        &[
-            "run",
-            "--preserve-fds",
-            "1",
-            "--bundle",
-            b.dir.to_str().unwrap(),
-            &id,
-        ],
+        &preserved,
+        &["run", "-d", "--preserve-fds", "1", "--bundle", bundle, &id],
     )
     .ok();
-    assert_eq!(out.stdout, "0 1 2 3 through fd 3\n", "{}", out.describe());
+    let pid = fx.pid(&id);
+    let fds = fds_of(pid);
+    let numbers: Vec<i32> = fds.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, [0, 1, 2, 3], "{fds:?}");
+    assert!(fds[3].1.ends_with("/preserved"), "{fds:?}");
+    fx.rt(&["delete", "--force", &id]).run().ok();
     fx.assert_no_residue();
 }
 
@@ -125,18 +125,22 @@ fn preserve_fds_passes_exactly_n() {
 fn leaked_fds_do_not_reach_the_container() {
     let fx = Fixture::new();
     let mut b = fx.bundle();
-    b.set_sh("ls /proc/1/fd | sort -n | tr '\\n' ' '");
+    b.set_args(&["sleep", "1000"]);
     b.save();
     let leaked = fx.dir.join("leaked");
     fs::write(&leaked, "x").unwrap();
     let id = fx.id("noleak");
-    let out = with_leaked_fds(
+    with_leaked_fds(
         &fx,
         &leaked,
-        &["run", "--bundle", b.dir.to_str().unwrap(), &id],
+        &["run", "-d", "--bundle", b.dir.to_str().unwrap(), &id],
     )
     .ok();
-    assert_eq!(out.stdout, "0 1 2 ", "{}", out.describe());
+    let pid = fx.pid(&id);
+    let fds = fds_of(pid);
+    let numbers: Vec<i32> = fds.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, [0, 1, 2], "{fds:?}");
+    fx.rt(&["delete", "--force", &id]).run().ok();
     fx.assert_no_residue();
 }
 
