@@ -191,3 +191,92 @@ pub fn thaw(path: &Path, id: &str) {
         let _ = mgr.freeze(libcgroups::common::FreezerState::Thawed);
     }
 }
+
+/// Moving a process between cgroups takes the kernel's global
+/// cgroup_threadgroup_rwsem for writing, and the first writer after a quiet
+/// spell waits for an RCU grace period (5-10 ms on this project's machine;
+/// the moves right after it take 0.1 ms). That wait would sit on the hot path
+/// of every create. So `create` starts a throwaway child at once that moves
+/// itself into the cgroup it is already in: it pays the grace period while
+/// create parses the config and clones the init, and the init's own moves
+/// come in the fast window after it. Best effort: any failure only loses
+/// the head start.
+pub struct AttachWarmup {
+    child: Option<Pid>,
+}
+
+impl AttachWarmup {
+    pub fn start() -> AttachWarmup {
+        let Some(procs) = own_cgroup_procs_file() else {
+            return AttachWarmup { child: None };
+        };
+        // SAFETY: berth is single-threaded here; the child only makes raw
+        // syscalls on data prepared before the fork, then _exits.
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd >= 0 {
+                    libc::write(fd, b"0".as_ptr().cast(), 1);
+                }
+                libc::_exit(0)
+            },
+            pid if pid > 0 => AttachWarmup {
+                child: Some(Pid::from_raw(pid)),
+            },
+            _ => AttachWarmup { child: None },
+        }
+    }
+
+    /// Reaps the child (it is done by the time the init is in its cgroup).
+    pub fn finish(mut self) {
+        self.reap();
+    }
+
+    fn reap(&mut self) {
+        if let Some(pid) = self.child.take() {
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
+
+impl Drop for AttachWarmup {
+    fn drop(&mut self) {
+        self.reap();
+    }
+}
+
+/// cgroup.procs of berth's own cgroup in one hierarchy: the unified one if
+/// there is one, else the first v1 hierarchy.
+fn own_cgroup_procs_file() -> Option<std::ffi::CString> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut v1 = None;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (hid, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let rel = path.trim_start_matches('/');
+        if hid == "0" && ctrls.is_empty() {
+            let base = if is_pure_v2() {
+                PathBuf::from(CGROUP_ROOT)
+            } else {
+                hybrid_unified()?
+            };
+            return std::ffi::CString::new(
+                base.join(rel)
+                    .join("cgroup.procs")
+                    .into_os_string()
+                    .into_encoded_bytes(),
+            )
+            .ok();
+        }
+        if v1.is_none() && !ctrls.is_empty() && !ctrls.starts_with("name=") {
+            let first = ctrls.split(',').next()?;
+            v1 = Some(
+                Path::new(CGROUP_ROOT)
+                    .join(first)
+                    .join(rel)
+                    .join("cgroup.procs"),
+            );
+        }
+    }
+    std::ffi::CString::new(v1?.into_os_string().into_encoded_bytes()).ok()
+}

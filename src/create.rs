@@ -55,6 +55,7 @@ pub struct Created {
 
 pub fn create(req: &Request) -> Result<Created> {
     crate::state::validate_id(req.id)?;
+    let warmup = cgroups::AttachWarmup::start();
     let bundle = bundle::load(&req.opts.bundle)?;
     let plan = namespaces::plan(&bundle.spec)?;
     // Compiled before anything exists, so a bad profile leaves nothing
@@ -85,6 +86,7 @@ pub fn create(req: &Request) -> Result<Created> {
         cgroup_path,
         &mut setup,
     );
+    warmup.finish();
     match result {
         Ok(created) => Ok(created),
         Err(e) => {
