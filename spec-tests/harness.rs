@@ -886,6 +886,11 @@ impl Cmd {
 }
 
 impl Running {
+    /// The runtime process's pid (to signal a foreground command).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     /// Wait without panicking on timeout (used by cleanup).
     fn wait_quiet(mut self) -> Option<ExitStatus> {
         loop {

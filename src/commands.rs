@@ -153,10 +153,12 @@ pub fn delete(root: &Root, args: &DeleteArgs) -> Result<()> {
         // how it is stopped (runc does the same).
         Status::Created | Status::Creating => kill_and_wait(saved)?,
         status if args.force => {
-            kill_and_wait(saved)?;
             if status == Status::Paused {
+                // Frozen processes act on SIGKILL only once thawed.
+                let _ = kill(Pid::from_raw(saved.pid), Signal::SIGKILL);
                 cgroups::thaw(&saved.cgroup_path, &saved.id);
             }
+            kill_and_wait(saved)?;
         }
         status => bail!(
             "cannot delete container {:?} that is {status}: stop it first or use --force",
