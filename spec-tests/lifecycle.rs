@@ -270,3 +270,91 @@ fn update_errors_change_nothing() {
     kill_and_delete(&fx, &id);
     fx.assert_no_residue();
 }
+
+// Contract "events --stats": one JSON object of runc's shape, with the
+// container's live numbers.
+#[test]
+fn events_stats_once() {
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    b.linux()["resources"] = json!({"pids": {"limit": 50}});
+    let (id, _) = start_sleeper(&fx, &mut b, "stats");
+    let out = fx.rt(&["events", "--stats", &id]).run().ok();
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    let ev: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], id.as_str());
+    let data = &ev["data"];
+    assert!(data["pids"]["current"].as_u64().unwrap() >= 1, "{data}");
+    assert_eq!(data["pids"]["limit"], 50);
+    assert!(
+        data["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{data}"
+    );
+    assert!(data["cpu"]["usage"]["total"].is_u64());
+    assert!(data["blkio"].is_object() && data["hugetlb"].is_object());
+    fx.rt(&["events", "--stats", "no-such-ctr"])
+        .run()
+        .fails_with(&["does not exist"]);
+    fx.rt(&["events", "--interval", "5x", &id])
+        .run()
+        .fails_with(&["duration"]);
+    kill_and_delete(&fx, &id);
+    fx.assert_no_residue();
+}
+
+// Contract "events": a stats event every --interval (a Go duration), an
+// "oom" event when the OOM killer acts, and the stream ends with the container.
+#[test]
+fn events_stream_and_oom() {
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    let mib = 16 * 1024 * 1024;
+    b.linux()["resources"] = json!({"memory": {"limit": mib, "swap": mib}});
+    let (id, _) = start_sleeper(&fx, &mut b, "events");
+    let running = fx.rt(&["events", "--interval", "100ms", &id]).spawn();
+    let out_file = || {
+        fs::read_dir(&fx.dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".out"))
+            .map(|e| fs::read_to_string(e.path()).unwrap_or_default())
+            .find(|t| t.contains("\"type\":\"stats\""))
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || out_file().lines().count() >= 3),
+        "no stats stream: {}",
+        out_file()
+    );
+    // A process in the container that outgrows the limit is OOM-killed.
+    let hog = fx
+        .rt(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}",
+        ])
+        .run();
+    assert_ne!(
+        hog.code(),
+        Some(0),
+        "the hog was not killed: {}",
+        hog.describe()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || out_file()
+            .contains("\"type\":\"oom\"")),
+        "no oom event: {}",
+        out_file()
+    );
+    kill_and_delete(&fx, &id);
+    let out = running.wait();
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    for line in out.stdout.lines() {
+        let ev: Value = serde_json::from_str(line).expect("each line is JSON");
+        assert_eq!(ev["id"], id.as_str());
+    }
+    fx.assert_no_residue();
+}

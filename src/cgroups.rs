@@ -167,6 +167,30 @@ pub fn set_frozen(path: &Path, id: &str, frozen: bool) -> Result<()> {
     Ok(())
 }
 
+/// The cgroup's statistics (cpu, memory, pids, blkio, hugetlb).
+pub fn stats(path: &Path, id: &str) -> Result<libcgroups::stats::Stats> {
+    let mgr = manager(path, id)?;
+    mgr.stats()
+        .map_err(|e| anyhow!("statistics of cgroup {}: {e}", path.display()))
+}
+
+/// How many times the OOM killer acted in the cgroup (v1 memory.oom_control
+/// `oom_kill`, v2 memory.events `oom_kill`), if the kernel says.
+pub fn oom_kills(path: &Path) -> Option<u64> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let root = Path::new(CGROUP_ROOT);
+    let files = [
+        root.join("memory").join(rel).join("memory.oom_control"),
+        root.join(rel).join("memory.events"),
+    ];
+    files.iter().find_map(|f| {
+        let text = std::fs::read_to_string(f).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
 /// Kills what is left in the cgroup and removes it. Gone already is fine.
 pub fn remove(path: &Path, id: &str) -> Result<()> {
     let mgr = manager(path, id)?;

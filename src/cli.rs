@@ -70,8 +70,8 @@ pub enum Command {
     Pause(IdArg),
     /// Thaw a paused container
     Resume(IdArg),
-    /// Container events and statistics (not implemented yet)
-    Events(PassThrough),
+    /// Container statistics and OOM events, as JSON lines
+    Events(EventsArgs),
     /// Update a container's resource limits
     Update(UpdateArgs),
     /// Print what this runtime supports (features.json)
@@ -251,6 +251,17 @@ pub struct ExecArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct EventsArgs {
+    pub id: String,
+    /// Print the container's statistics once and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Time between statistics events (a Go duration: 5s, 100ms, 1m)
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+}
+
+#[derive(Args, Debug)]
 pub struct PsArgs {
     pub id: String,
     /// Output format: table or json
@@ -364,6 +375,8 @@ const LONG_FLAGS: &[&str] = &[
     "cpuset-mems",
     "pids-limit",
     "blkio-weight",
+    "stats",
+    "interval",
 ];
 
 /// Rewrites `-flag`/`-flag=v` to `--flag`/`--flag=v` for known long flags,

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod console;
 mod create;
+mod events;
 mod exec;
 mod features;
 mod hooks;
@@ -98,6 +99,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Pause(a) => commands::pause(&root, &a.id)?,
         Command::Resume(a) => commands::resume(&root, &a.id)?,
         Command::Features => features::print()?,
+        Command::Events(a) => events::events(&root, a)?,
         Command::Update(a) => update::update(&root, a)?,
         other => anyhow::bail!("berth {} is not implemented yet", other.name()),
     }
