@@ -379,3 +379,48 @@ fn exec_into_a_user_namespace() {
     kill_and_delete(&fx, &id);
     fx.assert_no_residue();
 }
+
+// Contract "exec --preserve-fds": fds 3..3+N-1 reach the process; any other
+// fd the caller leaked does not (the joiner closes them like the init does).
+#[test]
+fn exec_preserves_only_the_given_fds() {
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    let (id, _) = start_sleeper(&fx, &mut b, "fds");
+    let file = fx.dir.join("passed");
+    fs::write(&file, "preserved-content\n").unwrap();
+    let script = format!(
+        "exec 3<{f} 7<{f}; exec {rt} --root {root} exec --preserve-fds 1 {id} \
+         sh -c 'cat <&3; [ -e /proc/$$/fd/7 ] && echo leaked-7 || echo no-7'",
+        f = file.display(),
+        rt = runtime_bin().display(),
+        root = fx.root.display(),
+    );
+    let out = Cmd::new("sh", &fx.dir).args(&["-c", &script]).run().ok();
+    assert_eq!(out.stdout, "preserved-content\nno-7\n");
+    kill_and_delete(&fx, &id);
+    fx.assert_no_residue();
+}
+
+// Contract "exec --ignore-paused": the exec goes ahead in a paused
+// container; the process runs once the container is resumed.
+#[test]
+fn exec_ignore_paused() {
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    let (id, _) = start_sleeper(&fx, &mut b, "ignp");
+    fx.rt(&["pause", &id]).run().ok();
+    let mut running = fx
+        .rt(&["exec", "--ignore-paused", &id, "echo", "ran-after-resume"])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        running.try_wait().is_none(),
+        "exec finished in a frozen container"
+    );
+    fx.rt(&["resume", &id]).run().ok();
+    let out = running.wait().ok();
+    assert_eq!(out.stdout, "ran-after-resume\n");
+    kill_and_delete(&fx, &id);
+    fx.assert_no_residue();
+}

@@ -120,6 +120,9 @@ pub fn exec(root: &Root, args: &ExecArgs) -> Result<i32> {
         // SAFETY: leave without running the parent's destructors.
         unsafe { libc::_exit(code) };
     }
+    // The lock is not held while waiting: with --ignore-paused the joiner
+    // stays frozen in the cgroup until someone's `resume` (which locks).
+    drop(container);
     drop(report_wr);
     drop(error_wr);
     drop(console_fd);
@@ -148,8 +151,6 @@ pub fn exec(root: &Root, args: &ExecArgs) -> Result<i32> {
         let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
         bail!("exec in container {:?}: {failure}", args.id);
     }
-    // Foreground waits must not hold the lock: kill/delete must get through.
-    drop(container);
     let pty_master = match our_end {
         Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?),
         None => None,
