@@ -424,3 +424,51 @@ fn exec_ignore_paused() {
     kill_and_delete(&fx, &id);
     fx.assert_no_residue();
 }
+
+// Contract "exec --tty" in the foreground without --console-socket: the
+// runtime proxies the pty to its own stdio and returns the exit code.
+#[test]
+fn exec_tty_in_the_foreground() {
+    berth_only!("runc 1.1 opens /dev/tty: it needs a controlling terminal of its own");
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    let (id, _) = start_sleeper(&fx, &mut b, "fgtty");
+    let out = exec_flags(
+        &fx,
+        &["--tty"],
+        &id,
+        &[
+            "sh",
+            "-c",
+            "[ -t 0 ] && [ -t 1 ] && echo all-ttys; tty; exit 4",
+        ],
+    );
+    assert_eq!(out.code(), Some(4), "{}", out.describe());
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
+    assert_eq!(lines[0], "all-ttys", "{}", out.stdout);
+    assert!(lines[1].starts_with("/dev/pts/"), "{}", out.stdout);
+    kill_and_delete(&fx, &id);
+    fx.assert_no_residue();
+}
+
+// Contract "exec": a created (not yet started) container can be exec'd into,
+// as with runc; its init still waits for `start`.
+#[test]
+fn exec_in_a_created_container() {
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    b.set_args(&["sleep", "1000"]);
+    let id = fx.id("created");
+    fx.create(&b, &id, &[]).ok();
+    let out = exec(&fx, &id, &["echo", "in-created"]).ok();
+    assert_eq!(out.stdout, "in-created\n");
+    assert_eq!(fx.status(&id), "created");
+    fx.start(&id).ok();
+    assert_eq!(fx.status(&id), "running");
+    kill_and_delete(&fx, &id);
+    fx.assert_no_residue();
+}
