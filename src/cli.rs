@@ -383,7 +383,15 @@ const LONG_FLAGS: &[&str] = &[
 /// and a bare `--rootless` (the `spec --rootless` switch) to `--rootless=true`
 /// so that clap doesn't take the next word as its value.
 pub fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut args: Vec<String> = args.collect();
+    // The command `exec` runs is the user's argv: `find / -user 0` keeps its
+    // `-user`. Only what comes before it is berth's to rewrite.
+    let verbatim = match exec_command_start(&args) {
+        Some(i) => args.split_off(i),
+        None => Vec::new(),
+    };
     let args: Vec<String> = args
+        .into_iter()
         .map(|arg| {
             if arg.starts_with('-') && !arg.starts_with("--") && arg.len() > 2 {
                 let name = arg[1..].split('=').next().unwrap_or("");
@@ -408,7 +416,72 @@ pub fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
         }
         out.push(arg);
     }
+    out.extend(verbatim);
     out
+}
+
+/// Flags (of exec and the globals) whose value is the next argument.
+const VALUE_FLAGS: &[&str] = &[
+    "root",
+    "log",
+    "log-format",
+    "criu",
+    "process",
+    "p",
+    "console-socket",
+    "cwd",
+    "env",
+    "e",
+    "user",
+    "u",
+    "additional-gids",
+    "g",
+    "cap",
+    "c",
+    "pid-file",
+    "preserve-fds",
+    "process-label",
+    "apparmor",
+];
+
+/// Where the command of `berth ... exec [flags] ID COMMAND...` starts.
+fn exec_command_start(args: &[String]) -> Option<usize> {
+    let mut positionals = 0;
+    let mut in_exec = false;
+    let mut i = 1;
+    while i < args.len() {
+        let arg = &args[i];
+        if let Some(flag) = arg.strip_prefix('-').filter(|f| !f.is_empty()) {
+            let name = flag.trim_start_matches('-');
+            if name.is_empty() {
+                // "--": clap takes what follows as positional; keep it verbatim.
+                return in_exec.then_some(i);
+            }
+            if !name.contains('=') {
+                let takes_value = VALUE_FLAGS.contains(&name)
+                    || (name == "rootless"
+                        && matches!(
+                            args.get(i + 1).map(String::as_str),
+                            Some("true" | "false" | "auto")
+                        ));
+                if takes_value {
+                    i += 1;
+                }
+            }
+        } else if !in_exec {
+            if arg != "exec" {
+                return None; // another subcommand
+            }
+            in_exec = true;
+        } else {
+            positionals += 1;
+            if positionals == 2 {
+                return Some(i);
+            }
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -456,6 +529,40 @@ mod tests {
         assert_eq!(k.signal.as_deref(), Some("9"));
         let cli = parse(&["berth", "state", "c1", "--root=/x"]);
         assert_eq!(cli.root, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn exec_args_keep_their_own_flags() {
+        let cli = parse(&[
+            "berth", "exec", "-t", "--env", "A=1", "-e", "B=2", "--cap", "CAP_KILL", "c1", "ls",
+            "-la", "--cwd", "/x",
+        ]);
+        let Some(Command::Exec(e)) = cli.command else {
+            panic!("not exec")
+        };
+        assert!(e.tty);
+        assert_eq!(e.id, "c1");
+        assert_eq!(e.env, ["A=1", "B=2"]);
+        assert_eq!(e.cap, ["CAP_KILL"]);
+        // Everything after the command belongs to it, flags included.
+        assert_eq!(e.args, ["ls", "-la", "--cwd", "/x"]);
+        assert_eq!(e.cwd, None);
+        let cli = parse(&["berth", "exec", "-process", "/p.json", "c1"]);
+        let Some(Command::Exec(e)) = cli.command else {
+            panic!("not exec")
+        };
+        assert_eq!(e.process, Some(PathBuf::from("/p.json")));
+        assert!(e.args.is_empty());
+        // Go-style flags are berth's only before the command.
+        let cli = parse(&[
+            "berth", "-root", "/r", "exec", "-cwd", "/w", "c1", "find", "/", "-user", "0",
+        ]);
+        let Some(Command::Exec(e)) = cli.command else {
+            panic!("not exec")
+        };
+        assert_eq!(cli.root, PathBuf::from("/r"));
+        assert_eq!(e.cwd, Some(PathBuf::from("/w")));
+        assert_eq!(e.args, ["find", "/", "-user", "0"]);
     }
 
     #[test]
