@@ -13,7 +13,7 @@ use crate::harness::*;
 
 /// The host directory of `pid`'s cgroup that holds `controller`'s files
 /// (a v1 hierarchy with that controller, else the unified hierarchy).
-fn controller_dir(pid: i32, controller: &str) -> PathBuf {
+pub(crate) fn controller_dir(pid: i32, controller: &str) -> PathBuf {
     let mounts = cgroup_mounts();
     let cgroups = proc_cgroups(pid);
     for (hid, ctrls, path) in &cgroups {
@@ -44,7 +44,7 @@ fn controller_dir(pid: i32, controller: &str) -> PathBuf {
 }
 
 /// The file holding a limit, by the layout of the hierarchy the dir is in.
-fn limit_file(dir: &Path, v1: &str, v2: &str) -> PathBuf {
+pub(crate) fn limit_file(dir: &Path, v1: &str, v2: &str) -> PathBuf {
     if dir.join(v1).exists() {
         dir.join(v1)
     } else {
@@ -52,7 +52,7 @@ fn limit_file(dir: &Path, v1: &str, v2: &str) -> PathBuf {
     }
 }
 
-fn read_trimmed(path: &Path) -> String {
+pub(crate) fn read_trimmed(path: &Path) -> String {
     fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
         .trim()
@@ -60,7 +60,7 @@ fn read_trimmed(path: &Path) -> String {
 }
 
 /// Create and start a long-running container of `b`; returns (id, pid).
-fn start_sleeper(fx: &Fixture, b: &mut Bundle, what: &str) -> (String, i32) {
+pub(crate) fn start_sleeper(fx: &Fixture, b: &mut Bundle, what: &str) -> (String, i32) {
     b.set_args(&["sleep", "1000"]);
     let id = fx.id(what);
     fx.create(b, &id, &[]).ok();
@@ -69,7 +69,7 @@ fn start_sleeper(fx: &Fixture, b: &mut Bundle, what: &str) -> (String, i32) {
     (id, pid)
 }
 
-fn kill_and_delete(fx: &Fixture, id: &str) {
+pub(crate) fn kill_and_delete(fx: &Fixture, id: &str) {
     fx.kill(id, "KILL").ok();
     fx.wait_status(id, "stopped");
     fx.delete(id).ok();

@@ -97,6 +97,16 @@ pub fn skip_berth_only(reason: &str) -> bool {
     true
 }
 
+/// Error-text needles that are berth's own wording: runc's messages differ
+/// (its exit status is still checked), so they only apply to berth.
+pub fn berth_words<'a>(needles: &'a [&'a str]) -> &'a [&'a str] {
+    if is_berth() {
+        needles
+    } else {
+        &[]
+    }
+}
+
 /// `berth_only!("why runc fails this");` at the top of a test.
 #[macro_export]
 macro_rules! berth_only {
@@ -886,6 +896,11 @@ impl Cmd {
 }
 
 impl Running {
+    /// The runtime process's pid (to signal a foreground command).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     /// Wait without panicking on timeout (used by cleanup).
     fn wait_quiet(mut self) -> Option<ExitStatus> {
         loop {

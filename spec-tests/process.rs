@@ -232,7 +232,7 @@ fn capabilities() {
 /// Accept one connection on the console socket and receive the pty master:
 /// exactly one fd by SCM_RIGHTS, payload shorter than 4096 bytes (go-runc
 /// `recvFd` rules).
-fn receive_console(listener: UnixListener) -> (OwnedFd, Vec<u8>) {
+pub(crate) fn receive_console(listener: UnixListener) -> (OwnedFd, Vec<u8>) {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::AsRawFd;
     let (conn, _) = listener
@@ -267,7 +267,7 @@ fn receive_console(listener: UnixListener) -> (OwnedFd, Vec<u8>) {
 }
 
 /// Read the pty master until the slave side is gone (EIO) or the deadline.
-fn read_pty(master: OwnedFd, timeout: Duration) -> String {
+pub(crate) fn read_pty(master: OwnedFd, timeout: Duration) -> String {
     let mut file = std::fs::File::from(master);
     let deadline = Instant::now() + timeout;
     let mut text = Vec::new();

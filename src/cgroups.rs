@@ -144,6 +144,88 @@ fn enter_with_libcgroups(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result
     Ok(())
 }
 
+/// Puts `pid` into the container's existing cgroup, in every hierarchy
+/// (for `exec`: the new process lives under the container's limits).
+pub fn join(path: &Path, id: &str, pid: i32) -> Result<()> {
+    let mgr = manager(path, id)?;
+    mgr.add_task(Pid::from_raw(pid))
+        .map_err(|e| anyhow!("add process {pid} to cgroup {}: {e}", path.display()))?;
+    enter_hybrid_unified(path, pid)
+}
+
+/// Applies new `linux.resources` to the container's cgroup (`update`).
+pub fn update(path: &Path, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let mgr = manager(path, id)?;
+    let opt = ControllerOpt {
+        resources,
+        disable_oom_killer: resources
+            .memory()
+            .as_ref()
+            .and_then(|m| m.disable_oom_killer())
+            .unwrap_or(false),
+        oom_score_adj: None,
+        freezer_state: None,
+    };
+    mgr.apply(&opt)
+        .map_err(|e| anyhow!("update cgroup {}: {e}", path.display()))
+}
+
+/// Freezes (`pause`) or thaws (`resume`) every process of the container;
+/// returns once the kernel reports the new state.
+pub fn set_frozen(path: &Path, id: &str, frozen: bool) -> Result<()> {
+    use libcgroups::common::FreezerState;
+    let mgr = manager(path, id)?;
+    let state = if frozen {
+        FreezerState::Frozen
+    } else {
+        FreezerState::Thawed
+    };
+    mgr.freeze(state).map_err(|e| {
+        anyhow!(
+            "{} cgroup {}: {e}",
+            if frozen { "freeze" } else { "thaw" },
+            path.display()
+        )
+    })?;
+    // libcgroups waits for FROZEN in v1; check it, whatever the driver.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while is_frozen(path) != frozen {
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "cgroup {} did not become {}",
+                path.display(),
+                if frozen { "frozen" } else { "thawed" }
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// The cgroup's statistics (cpu, memory, pids, blkio, hugetlb).
+pub fn stats(path: &Path, id: &str) -> Result<libcgroups::stats::Stats> {
+    let mgr = manager(path, id)?;
+    mgr.stats()
+        .map_err(|e| anyhow!("statistics of cgroup {}: {e}", path.display()))
+}
+
+/// How many times the OOM killer acted in the cgroup (v1 memory.oom_control
+/// `oom_kill`, v2 memory.events `oom_kill`), if the kernel says.
+pub fn oom_kills(path: &Path) -> Option<u64> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let root = Path::new(CGROUP_ROOT);
+    let files = [
+        root.join("memory").join(rel).join("memory.oom_control"),
+        root.join(rel).join("memory.events"),
+    ];
+    files.iter().find_map(|f| {
+        let text = std::fs::read_to_string(f).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
 /// Kills what is left in the cgroup and removes it. Gone already is fine.
 pub fn remove(path: &Path, id: &str) -> Result<()> {
     if !is_pure_v2() {

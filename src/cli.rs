@@ -62,20 +62,20 @@ pub enum Command {
     List(ListArgs),
     /// Write a default config.json (runc's) into the bundle
     Spec(SpecArgs),
-    /// Run a new process in a running container (not implemented yet)
-    Exec(PassThrough),
-    /// List the processes of a container (not implemented yet)
-    Ps(PassThrough),
-    /// Freeze a container (not implemented yet)
-    Pause(PassThrough),
-    /// Thaw a paused container (not implemented yet)
-    Resume(PassThrough),
-    /// Container events and statistics (not implemented yet)
-    Events(PassThrough),
-    /// Update a container's resources (not implemented yet)
-    Update(PassThrough),
-    /// Print what this runtime supports (not implemented yet)
-    Features(PassThrough),
+    /// Run a new process in a running container
+    Exec(ExecArgs),
+    /// List the processes of a container
+    Ps(PsArgs),
+    /// Freeze every process of a container
+    Pause(IdArg),
+    /// Thaw a paused container
+    Resume(IdArg),
+    /// Container statistics and OOM events, as JSON lines
+    Events(EventsArgs),
+    /// Update a container's resource limits
+    Update(UpdateArgs),
+    /// Print what this runtime supports (features.json)
+    Features,
     /// Checkpoint a running container with CRIU (not implemented yet)
     Checkpoint(PassThrough),
     /// Restore a container from a CRIU checkpoint (not implemented yet)
@@ -99,7 +99,7 @@ impl Command {
             Command::Resume(_) => "resume",
             Command::Events(_) => "events",
             Command::Update(_) => "update",
-            Command::Features(_) => "features",
+            Command::Features => "features",
             Command::Checkpoint(_) => "checkpoint",
             Command::Restore(_) => "restore",
         }
@@ -196,6 +196,127 @@ pub struct SpecArgs {
     // `spec --rootless` is the global --rootless flag (clap can't have both).
 }
 
+/// `exec`: runc's flags (`runc exec --help`).
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    pub id: String,
+    /// The program and its arguments (unless --process)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// A process.json (config.md "Process") to run instead of ARGS and flags
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// AF_UNIX socket that receives the pty master
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Add an environment variable (KEY=value)
+    #[arg(short = 'e', long)]
+    pub env: Vec<String>,
+    /// UID[:GID] to run as
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Additional group ids
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the bounding, effective and permitted sets
+    #[arg(short = 'c', long)]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Return at once, leaving the process running
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the process's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Pass N extra file descriptors (3 .. 3+N-1) to the process
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Exec even if the container is paused
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// SELinux label for the process (berth has no LSM support: refused)
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// AppArmor profile for the process (berth has no LSM support: refused)
+    #[arg(long)]
+    pub apparmor: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    pub id: String,
+    /// Print the container's statistics once and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Time between statistics events (a Go duration: 5s, 100ms, 1m)
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    pub id: String,
+    /// Output format: table or json
+    #[arg(short = 'f', long, default_value = "table")]
+    pub format: String,
+    /// Arguments for ps(1) (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+/// `update`: runc's flags; `--resources` is a LinuxResources JSON.
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    pub id: String,
+    /// LinuxResources JSON file, or - for stdin
+    #[arg(short = 'r', long)]
+    pub resources: Option<PathBuf>,
+    /// Memory limit (bytes, or with k/m/g suffix)
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1: unlimited)
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// CFS quota in microseconds per period (-1: unlimited)
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CFS period in microseconds
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// Realtime runtime in microseconds
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// Realtime period in microseconds
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPUs allowed (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes allowed (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of pids (-1 or 0: unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Block IO weight (10-1000)
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+}
+
 /// Commands that exist in runc's contract but not yet in berth: they accept
 /// anything so that the error says which command is missing rather than
 /// complaining about a flag.
@@ -229,13 +350,48 @@ const LONG_FLAGS: &[&str] = &[
     "format",
     "quiet",
     "no-subreaper",
+    "process",
+    "tty",
+    "cwd",
+    "env",
+    "user",
+    "additional-gids",
+    "cap",
+    "no-new-privs",
+    "ignore-paused",
+    "process-label",
+    "apparmor",
+    "resources",
+    "memory",
+    "memory-reservation",
+    "memory-swap",
+    "cpu-share",
+    "cpu-shares",
+    "cpu-quota",
+    "cpu-period",
+    "cpu-rt-runtime",
+    "cpu-rt-period",
+    "cpuset-cpus",
+    "cpuset-mems",
+    "pids-limit",
+    "blkio-weight",
+    "stats",
+    "interval",
 ];
 
 /// Rewrites `-flag`/`-flag=v` to `--flag`/`--flag=v` for known long flags,
 /// and a bare `--rootless` (the `spec --rootless` switch) to `--rootless=true`
 /// so that clap doesn't take the next word as its value.
 pub fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut args: Vec<String> = args.collect();
+    // The command `exec` runs is the user's argv: `find / -user 0` keeps its
+    // `-user`. Only what comes before it is berth's to rewrite.
+    let verbatim = match exec_command_start(&args) {
+        Some(i) => args.split_off(i),
+        None => Vec::new(),
+    };
     let args: Vec<String> = args
+        .into_iter()
         .map(|arg| {
             if arg.starts_with('-') && !arg.starts_with("--") && arg.len() > 2 {
                 let name = arg[1..].split('=').next().unwrap_or("");
@@ -260,7 +416,72 @@ pub fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
         }
         out.push(arg);
     }
+    out.extend(verbatim);
     out
+}
+
+/// Flags (of exec and the globals) whose value is the next argument.
+const VALUE_FLAGS: &[&str] = &[
+    "root",
+    "log",
+    "log-format",
+    "criu",
+    "process",
+    "p",
+    "console-socket",
+    "cwd",
+    "env",
+    "e",
+    "user",
+    "u",
+    "additional-gids",
+    "g",
+    "cap",
+    "c",
+    "pid-file",
+    "preserve-fds",
+    "process-label",
+    "apparmor",
+];
+
+/// Where the command of `berth ... exec [flags] ID COMMAND...` starts.
+fn exec_command_start(args: &[String]) -> Option<usize> {
+    let mut positionals = 0;
+    let mut in_exec = false;
+    let mut i = 1;
+    while i < args.len() {
+        let arg = &args[i];
+        if let Some(flag) = arg.strip_prefix('-').filter(|f| !f.is_empty()) {
+            let name = flag.trim_start_matches('-');
+            if name.is_empty() {
+                // "--": clap takes what follows as positional; keep it verbatim.
+                return in_exec.then_some(i);
+            }
+            if !name.contains('=') {
+                let takes_value = VALUE_FLAGS.contains(&name)
+                    || (name == "rootless"
+                        && matches!(
+                            args.get(i + 1).map(String::as_str),
+                            Some("true" | "false" | "auto")
+                        ));
+                if takes_value {
+                    i += 1;
+                }
+            }
+        } else if !in_exec {
+            if arg != "exec" {
+                return None; // another subcommand
+            }
+            in_exec = true;
+        } else {
+            positionals += 1;
+            if positionals == 2 {
+                return Some(i);
+            }
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -308,6 +529,40 @@ mod tests {
         assert_eq!(k.signal.as_deref(), Some("9"));
         let cli = parse(&["berth", "state", "c1", "--root=/x"]);
         assert_eq!(cli.root, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn exec_args_keep_their_own_flags() {
+        let cli = parse(&[
+            "berth", "exec", "-t", "--env", "A=1", "-e", "B=2", "--cap", "CAP_KILL", "c1", "ls",
+            "-la", "--cwd", "/x",
+        ]);
+        let Some(Command::Exec(e)) = cli.command else {
+            panic!("not exec")
+        };
+        assert!(e.tty);
+        assert_eq!(e.id, "c1");
+        assert_eq!(e.env, ["A=1", "B=2"]);
+        assert_eq!(e.cap, ["CAP_KILL"]);
+        // Everything after the command belongs to it, flags included.
+        assert_eq!(e.args, ["ls", "-la", "--cwd", "/x"]);
+        assert_eq!(e.cwd, None);
+        let cli = parse(&["berth", "exec", "-process", "/p.json", "c1"]);
+        let Some(Command::Exec(e)) = cli.command else {
+            panic!("not exec")
+        };
+        assert_eq!(e.process, Some(PathBuf::from("/p.json")));
+        assert!(e.args.is_empty());
+        // Go-style flags are berth's only before the command.
+        let cli = parse(&[
+            "berth", "-root", "/r", "exec", "-cwd", "/w", "c1", "find", "/", "-user", "0",
+        ]);
+        let Some(Command::Exec(e)) = cli.command else {
+            panic!("not exec")
+        };
+        assert_eq!(cli.root, PathBuf::from("/r"));
+        assert_eq!(e.cwd, Some(PathBuf::from("/w")));
+        assert_eq!(e.args, ["find", "/", "-user", "0"]);
     }
 
     #[test]

@@ -70,6 +70,26 @@ pub fn state(root: &Root, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// `pause ID`: freezes every process of a running container.
+pub fn pause(root: &Root, id: &str) -> Result<()> {
+    let container = root.open_container(id)?;
+    let status = container.status();
+    if status != Status::Running {
+        bail!("cannot pause container {id:?}: it is {status}, not running");
+    }
+    cgroups::set_frozen(&container.saved.cgroup_path, id, true)
+}
+
+/// `resume ID`: thaws a paused container.
+pub fn resume(root: &Root, id: &str) -> Result<()> {
+    let container = root.open_container(id)?;
+    let status = container.status();
+    if status != Status::Paused {
+        bail!("cannot resume container {id:?}: it is {status}, not paused");
+    }
+    cgroups::set_frozen(&container.saved.cgroup_path, id, false)
+}
+
 /// `kill ID [SIGNAL] [--all]`.
 pub fn kill_cmd(root: &Root, args: &KillArgs) -> Result<()> {
     let sig = signals::parse_signal(args.signal.as_deref().unwrap_or("SIGTERM"))?;
@@ -83,10 +103,17 @@ pub fn kill_cmd(root: &Root, args: &KillArgs) -> Result<()> {
         for pid in cgroups::pids(&saved.cgroup_path, &saved.id)? {
             let _ = send_signal(pid, sig);
         }
-        Ok(())
+        Ok::<(), anyhow::Error>(())
     } else {
-        send_signal(saved.pid, sig).map_err(|e| anyhow!("kill container {:?}: {e}", args.id))
+        send_signal(saved.pid, sig).map_err(|e| anyhow!("kill container {:?}: {e}", args.id))?;
+        Ok(())
+    }?;
+    // A frozen process acts on SIGKILL only once thawed (cgroup v1): a
+    // paused container must still be killable, so let it go.
+    if status == Status::Paused && sig == libc::SIGKILL {
+        cgroups::thaw(&saved.cgroup_path, &saved.id);
     }
+    Ok(())
 }
 
 fn send_signal(pid: i32, sig: i32) -> std::result::Result<(), nix::Error> {
@@ -126,10 +153,12 @@ pub fn delete(root: &Root, args: &DeleteArgs) -> Result<()> {
         // how it is stopped (runc does the same).
         Status::Created | Status::Creating => kill_and_wait(saved)?,
         status if args.force => {
-            kill_and_wait(saved)?;
             if status == Status::Paused {
+                // Frozen processes act on SIGKILL only once thawed.
+                let _ = kill(Pid::from_raw(saved.pid), Signal::SIGKILL);
                 cgroups::thaw(&saved.cgroup_path, &saved.id);
             }
+            kill_and_wait(saved)?;
         }
         status => bail!(
             "cannot delete container {:?} that is {status}: stop it first or use --force",
@@ -247,7 +276,7 @@ pub fn run(root: &Root, args: &RunArgs, systemd_cgroup: bool) -> Result<i32> {
 
 /// With a terminal, keys like ^C reach the container through its pty; these
 /// are the signals someone sends to berth itself and means for the container.
-const FORWARDED_WITH_TERMINAL: [Signal; 6] = [
+pub(crate) const FORWARDED_WITH_TERMINAL: [Signal; 6] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
@@ -264,7 +293,7 @@ fn exit_code(ws: WaitStatus) -> Option<i32> {
     }
 }
 
-fn wait_exit(pid: i32) -> Result<i32> {
+pub(crate) fn wait_exit(pid: i32) -> Result<i32> {
     loop {
         match waitpid(Pid::from_raw(pid), None) {
             Ok(ws) => {
@@ -280,7 +309,7 @@ fn wait_exit(pid: i32) -> Result<i32> {
 
 /// In the foreground, signals sent to berth are meant for the container:
 /// pass them on until the init exits.
-fn forward_signals_until_exit(pid: i32) -> Result<i32> {
+pub(crate) fn forward_signals_until_exit(pid: i32) -> Result<i32> {
     use nix::sys::signal::{SigSet, SigmaskHow};
     let mut set = SigSet::all();
     set.remove(Signal::SIGKILL);

@@ -271,6 +271,7 @@ fn create_in(
             .and_then(|h| h.poststart().clone())
             .unwrap_or_default(),
         poststop: hooks.and_then(|h| h.poststop().clone()).unwrap_or_default(),
+        process: bundle.spec.process().clone(),
     };
     let dir = setup.dir.as_ref().expect("dir");
     dir.save(&saved)?;
@@ -345,7 +346,7 @@ struct CloneArgs {
 
 /// clone3 without a new stack: the child continues here on a copy of our
 /// memory, like fork, but born in the new namespaces. Returns 0 in the child.
-fn clone_with(flags: u64) -> Result<i32> {
+pub(crate) fn clone_with(flags: u64) -> Result<i32> {
     let args = CloneArgs {
         flags,
         // clone3 refuses an exit signal with CLONE_PARENT: the child then

@@ -6,17 +6,22 @@ mod cli;
 mod commands;
 mod console;
 mod create;
+mod events;
+mod exec;
+mod features;
 mod hooks;
 mod init;
 mod logging;
 mod namespaces;
 mod process;
+mod ps;
 mod rootfs;
 mod seccomp;
 mod signals;
 mod spec_default;
 mod state;
 mod sync;
+mod update;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -90,6 +95,13 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Spec(a) => {
             spec_default::write_spec(&a.bundle, cli.rootless.as_deref() == Some("true"))?
         }
+        Command::Exec(a) => return exec::exec(&root, a),
+        Command::Ps(a) => ps::ps(&root, a)?,
+        Command::Pause(a) => commands::pause(&root, &a.id)?,
+        Command::Resume(a) => commands::resume(&root, &a.id)?,
+        Command::Features => features::print()?,
+        Command::Events(a) => events::events(&root, a)?,
+        Command::Update(a) => update::update(&root, a)?,
         other => anyhow::bail!("berth {} is not implemented yet", other.name()),
     }
     Ok(0)

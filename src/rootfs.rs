@@ -14,7 +14,7 @@
 mod cgroup_mounts;
 mod copy_up;
 mod devices;
-mod mount_options;
+pub mod mount_options;
 mod mountinfo;
 mod resolve;
 mod sys;

@@ -90,6 +90,9 @@ pub struct Saved {
     /// poststop hooks, kept because the bundle may be gone by delete time.
     #[serde(default)]
     pub poststop: Vec<oci_spec::runtime::Hook>,
+    /// The config's `process` as it was at create: the base of `exec`.
+    #[serde(default)]
+    pub process: Option<oci_spec::runtime::Process>,
 }
 
 /// Container IDs become directory names: only a safe alphabet, as runc allows.

@@ -87,6 +87,12 @@ enum Meaning {
     Nothing,
 }
 
+/// Whether berth recognizes and implements `option` (for `features`): idmap
+/// mounts are recognized only to be refused, so they don't count.
+pub fn supported(option: &str) -> bool {
+    matches!(meaning(option), Some(m) if !matches!(m, Meaning::Idmap(_)))
+}
+
 fn meaning(option: &str) -> Option<Meaning> {
     use Meaning::*;
     Some(match option {

@@ -1,0 +1,135 @@
+//! `features`: the Features structure of features.md / features-linux.md,
+//! listing exactly what berth implements (not what the OCI spec knows).
+
+use crate::rootfs::mount_options;
+use anyhow::Result;
+use serde_json::{json, Value};
+
+/// Candidate mount option names; only those mount_options.rs implements are
+/// printed (idmap/ridmap are recognized there only to be refused).
+const MOUNT_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "idmap",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "ridmap",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
+];
+
+pub fn features() -> Value {
+    let mut mount_options: Vec<&str> = MOUNT_OPTIONS
+        .iter()
+        .copied()
+        .filter(|o| mount_options::supported(o))
+        .collect();
+    mount_options.sort_unstable();
+    let mut capabilities: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    capabilities.sort();
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": crate::OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+                  "poststart", "poststop"],
+        "mountOptions": mount_options,
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": capabilities,
+            // libcgroups' cgroupfs drivers; --systemd-cgroup is refused.
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false,
+                        "rdma": false },
+            "seccomp": { "enabled": false },
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": false },
+            "mountExtensions": { "idmap": { "enabled": false } },
+            "netDevices": { "enabled": false }
+        },
+        "annotations": {
+            "io.github.berth.version": env!("CARGO_PKG_VERSION"),
+            "io.github.berth.commit": option_env!("BERTH_COMMIT").unwrap_or("unknown")
+        }
+    })
+}
+
+pub fn print() -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(&features())?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_only_what_is_implemented() {
+        let f = features();
+        let opts = f["mountOptions"].as_array().unwrap();
+        assert!(opts.iter().any(|o| o == "rro"), "rro is implemented");
+        assert!(!opts.iter().any(|o| o == "idmap"), "idmap is refused");
+        assert!(
+            !opts.iter().any(|o| o == "acl"),
+            "acl is not an option of ours"
+        );
+        assert!(f["linux"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN"));
+    }
+}
