@@ -20,6 +20,7 @@ mod hooks;
 mod mounts;
 mod namespaces;
 mod process;
+mod process_fields;
 mod process_model;
 mod seccomp;
 mod username;

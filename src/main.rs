@@ -11,6 +11,7 @@ mod init;
 mod logging;
 mod namespaces;
 mod process;
+mod process_attrs;
 mod rootfs;
 mod seccomp;
 mod signals;
