@@ -285,6 +285,40 @@ fn rlimits_every_name() {
     );
 }
 
+// Raising a hard limit takes CAP_SYS_RESOURCE (setrlimit(2)), which root
+// lacks on this host: create fails naming the limit, leaving nothing.
+#[test]
+fn rlimit_above_the_hard_limit_fails_create() {
+    const CAP_SYS_RESOURCE: u32 = 24; // capability.h
+    berth_only!("the message is berth's");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a valid rlimit.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    if cap_eff & (1 << CAP_SYS_RESOURCE) != 0 || lim.rlim_max == libc::RLIM_INFINITY {
+        eprintln!("SKIP: this process may raise RLIMIT_NOFILE's hard limit");
+        return;
+    }
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    let hard = lim.rlim_max + 1;
+    b.process()["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard}]);
+    fx.create(&b, &fx.id("rlimhard"), &[]).fails_with(&[
+        "RLIMIT_NOFILE",
+        &hard.to_string(),
+        "CAP_SYS_RESOURCE",
+    ]);
+    fx.assert_no_residue();
+}
+
 // An unknown rlimit type fails create, naming it.
 #[test]
 fn unknown_rlimit_fails_create() {
