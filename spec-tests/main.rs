@@ -22,6 +22,7 @@ mod lifecycle;
 mod mounts;
 mod namespaces;
 mod process;
+mod process_fields;
 mod process_model;
 mod seccomp;
 mod username;

@@ -50,6 +50,8 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     }
     reject_unsupported(&spec).with_context(|| format!("{}", config_path.display()))?;
     validate_hooks(&spec).with_context(|| format!("{}", config_path.display()))?;
+    validate_sysctl(&spec).with_context(|| format!("{}", config_path.display()))?;
+    crate::process_attrs::validate(&spec).with_context(|| format!("{}", config_path.display()))?;
     Ok(Bundle { dir, spec, rootfs })
 }
 
@@ -86,6 +88,53 @@ fn validate_hooks(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// linux.sysctl: only keys the kernel scopes to a namespace the container
+/// has of its own (or joins), as runc allows; any other key would change
+/// the host. Checked at create so the error names the key before anything
+/// exists.
+fn validate_sysctl(spec: &Spec) -> Result<()> {
+    use oci_spec::runtime::LinuxNamespaceType as Ns;
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let Some(sysctl) = linux.sysctl() else {
+        return Ok(());
+    };
+    let has = |kind: Ns| linux.namespaces().iter().flatten().any(|n| n.typ() == kind);
+    // The ipc namespace's keys (ipc_namespaces(7), mq_overview(7)).
+    const IPC_KEYS: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let mut keys: Vec<&String> = sysctl.keys().collect();
+    keys.sort();
+    for key in keys {
+        // A key names a file under /proc/sys: no slashes, no empty parts.
+        if key.is_empty() || key.contains('/') || key.split('.').any(|p| p.is_empty()) {
+            bail!("linux.sysctl: invalid key {key:?}");
+        }
+        let (needs, name) = if IPC_KEYS.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
+            (Ns::Ipc, "ipc")
+        } else if key.starts_with("net.") {
+            (Ns::Network, "network")
+        } else if key == "kernel.hostname" || key == "kernel.domainname" {
+            (Ns::Uts, "uts")
+        } else {
+            bail!("linux.sysctl: {key} is not in a namespace the container can have: it would change the host");
+        };
+        if !has(needs) {
+            bail!("linux.sysctl: {key} needs a {name} namespace in linux.namespaces");
+        }
+    }
+    Ok(())
+}
+
 /// Fields berth doesn't implement yet: refuse them by name rather than run a
 /// container that is less isolated than its config asks for.
 fn reject_unsupported(spec: &Spec) -> Result<()> {
@@ -94,34 +143,8 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         if linux.intel_rdt().is_some() {
             missing.push("linux.intelRdt");
         }
-        if linux.personality().is_some() {
-            missing.push("linux.personality");
-        }
-        if linux.memory_policy().is_some() {
-            missing.push("linux.memoryPolicy");
-        }
         if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
             missing.push("linux.netDevices");
-        }
-        if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
-            missing.push("linux.mountLabel");
-        }
-    }
-    if let Some(p) = spec.process() {
-        if p.apparmor_profile().as_ref().is_some_and(|l| !l.is_empty()) {
-            missing.push("process.apparmorProfile");
-        }
-        if p.selinux_label().as_ref().is_some_and(|l| !l.is_empty()) {
-            missing.push("process.selinuxLabel");
-        }
-        if p.io_priority().is_some() {
-            missing.push("process.ioPriority");
-        }
-        if p.scheduler().is_some() {
-            missing.push("process.scheduler");
-        }
-        if p.exec_cpu_affinity().is_some() {
-            missing.push("process.execCPUAffinity");
         }
     }
     if !missing.is_empty() {

@@ -9,7 +9,7 @@
 use crate::namespaces::Plan;
 use crate::state::{OciState, Status};
 use crate::sync::{Channel, Message};
-use crate::{console, hooks, namespaces, process, rootfs, seccomp};
+use crate::{console, hooks, namespaces, process, process_attrs, rootfs, seccomp};
 use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::io::{Read, Write};
@@ -121,11 +121,15 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
 
     if ctx.plan.new_mount {
         rootfs::enter_rootfs(ctx.rootfs, ctx.no_pivot)?;
+    }
+    // Through the container's own /proc, before finish_rootfs makes
+    // /proc/sys read-only (it is in the default linux.readonlyPaths).
+    set_sysctls(spec)?;
+    if ctx.plan.new_mount {
         rootfs::finish_rootfs(spec)?;
     }
 
     set_hostname(ctx)?;
-    set_sysctls(spec)?;
 
     if process.terminal() == Some(true) {
         let sock = ctx
@@ -155,6 +159,13 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
     }
     process::set_oom_score_adj(process)?;
     process::set_rlimits(process)?;
+    // While still root in our namespaces: a lower nice, a real-time policy
+    // or the RT io class need CAP_SYS_NICE / CAP_SYS_ADMIN, which
+    // switch_user may drop. All of these survive execve.
+    process_attrs::apply_personality(spec)?;
+    process_attrs::apply_io_priority(process)?;
+    process_attrs::apply_scheduler(process)?;
+    process_attrs::apply_memory_policy(spec)?;
     let setgroups_allowed = !std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "deny")
         .unwrap_or(false);
@@ -233,10 +244,7 @@ fn set_sysctls(spec: &Spec) -> Result<()> {
         return Ok(());
     };
     for (key, value) in sysctl {
-        // A key names a file under /proc/sys: no slashes, no empty parts.
-        if key.is_empty() || key.contains('/') || key.split('.').any(|p| p.is_empty()) {
-            bail!("invalid linux.sysctl key {key:?}");
-        }
+        // Keys were checked by bundle::load (namespaced, well-formed).
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         std::fs::write(&path, value).map_err(|e| anyhow!("set sysctl {key}={value}: {e}"))?;
     }

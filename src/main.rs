@@ -14,6 +14,7 @@ mod init;
 mod logging;
 mod namespaces;
 mod process;
+mod process_attrs;
 mod ps;
 mod rootfs;
 mod seccomp;

@@ -21,12 +21,19 @@ pub fn set_rlimits(process: &Process) -> Result<()> {
         };
         // SAFETY: setrlimit reads a valid rlimit struct.
         if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+            let e = std::io::Error::last_os_error();
+            // EPERM here means raising the hard limit, which takes
+            // CAP_SYS_RESOURCE: say so rather than leave a bare errno.
+            let hint = if e.raw_os_error() == Some(libc::EPERM) {
+                " (raising a hard limit needs CAP_SYS_RESOURCE)"
+            } else {
+                ""
+            };
             bail!(
-                "set rlimit {:?} to soft {} hard {}: {}",
+                "process.rlimits: set {} to soft {} hard {}: {e}{hint}",
                 rl.typ(),
                 rl.soft(),
                 rl.hard(),
-                std::io::Error::last_os_error()
             );
         }
     }
