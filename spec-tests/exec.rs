@@ -472,3 +472,75 @@ fn exec_in_a_created_container() {
     kill_and_delete(&fx, &id);
     fx.assert_no_residue();
 }
+
+// config-linux.md "Seccomp" applies to the container's processes: an exec'd
+// process is filtered by the container's profile too (as with runc), with
+// and without noNewPrivileges.
+#[test]
+fn exec_gets_the_container_seccomp_profile() {
+    let fx = Fixture::new();
+    for nnp in [true, false] {
+        let mut b = fx.bundle();
+        b.set_readonly(false);
+        b.process()["noNewPrivileges"] = json!(nnp);
+        b.linux()["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+        let (id, _) = start_sleeper(&fx, &mut b, "execsc");
+        let out = exec(
+            &fx,
+            &id,
+            &["sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; mkdir /made 2>&1; touch /touched && echo touched"],
+        )
+        .ok();
+        let want_nnp = if nnp { "1" } else { "0" };
+        assert!(
+            out.stdout.contains("Seccomp:\t2"),
+            "nnp={nnp}: {}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains(&format!("NoNewPrivs:\t{want_nnp}")),
+            "nnp={nnp}: {}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("Operation not permitted"),
+            "nnp={nnp}: {}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("touched"), "nnp={nnp}: {}", out.stdout);
+        assert!(
+            !b.rootfs().join("made").exists(),
+            "nnp={nnp}: mkdir got through"
+        );
+        kill_and_delete(&fx, &id);
+    }
+    fx.assert_no_residue();
+}
+
+// config.md "execCPUAffinity": `final` is the exec'd process's affinity
+// when its program starts.
+#[test]
+fn exec_cpu_affinity_final() {
+    berth_only!("runc 1.1.5 has no execCPUAffinity");
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    b.process()["execCPUAffinity"] = json!({"initial": "0", "final": "0"});
+    let (id, _) = start_sleeper(&fx, &mut b, "affinity");
+    let out = exec(
+        &fx,
+        &id,
+        &["grep", "Cpus_allowed_list", "/proc/self/status"],
+    )
+    .ok();
+    assert_eq!(
+        out.stdout.split_whitespace().nth(1),
+        Some("0"),
+        "{}",
+        out.stdout
+    );
+    kill_and_delete(&fx, &id);
+    fx.assert_no_residue();
+}

@@ -180,8 +180,21 @@ fn features_document() {
     for (k, v) in linux["cgroup"].as_object().unwrap() {
         assert!(v.is_boolean(), "cgroup.{k}");
     }
-    for k in ["seccomp", "apparmor", "selinux"] {
+    for k in ["apparmor", "selinux"] {
         assert_eq!(linux[k]["enabled"], false, "{k}");
+    }
+    if is_berth() {
+        let sc = &linux["seccomp"];
+        assert_eq!(sc["enabled"], true);
+        assert_eq!(strings(&sc["operators"]).len(), 7, "{sc}");
+        assert!(
+            strings(&sc["actions"]).contains(&"SCMP_ACT_NOTIFY".to_string()),
+            "{sc}"
+        );
+        assert!(
+            strings(&sc["archs"]).contains(&"SCMP_ARCH_X32".to_string()),
+            "{sc}"
+        );
     }
     assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], false);
     assert!(f["annotations"].is_object());
@@ -222,6 +235,30 @@ fn features_claims_are_accepted_by_create() {
             b.set_namespace(ns, None);
         }
     }
+    // A seccomp profile with every claimed architecture, flag, operator and
+    // action (NOTIFY needs an agent: tested in seccomp.rs).
+    let sc = &f["linux"]["seccomp"];
+    let ops = sc["operators"].as_array().unwrap();
+    let mut rules = Vec::new();
+    for (i, action) in sc["actions"].as_array().unwrap().iter().enumerate() {
+        let action = action.as_str().unwrap();
+        if action == "SCMP_ACT_ALLOW" || action == "SCMP_ACT_NOTIFY" {
+            continue;
+        }
+        let op = ops[i % ops.len()].as_str().unwrap();
+        rules.push(json!({"names": ["acct"], "action": action,
+                          "args": [{"index": 0, "value": 1000 + i, "valueTwo": 1000 + i, "op": op}]}));
+    }
+    for (i, op) in ops.iter().enumerate() {
+        rules.push(json!({"names": ["swapon"], "action": "SCMP_ACT_ERRNO",
+                          "args": [{"index": 1, "value": 7 + i, "valueTwo": 7 + i, "op": op}]}));
+    }
+    b.linux()["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": sc["archs"],
+        "flags": sc["supportedFlags"],
+        "syscalls": rules,
+    });
     let id = fx.id("feat");
     let out = fx.create(&b, &id, &[]);
     out.ok();

@@ -272,6 +272,11 @@ fn create_in(
             .unwrap_or_default(),
         poststop: hooks.and_then(|h| h.poststop().clone()).unwrap_or_default(),
         process: bundle.spec.process().clone(),
+        seccomp: bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().clone()),
     };
     let dir = setup.dir.as_ref().expect("dir");
     dir.save(&saved)?;

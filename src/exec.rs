@@ -17,7 +17,7 @@
 
 use crate::cli::ExecArgs;
 use crate::state::{Root, Status};
-use crate::{cgroups, commands, console, create, process};
+use crate::{cgroups, commands, console, create, process, process_attrs, seccomp, state};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -86,6 +86,16 @@ pub fn exec(root: &Root, args: &ExecArgs) -> Result<i32> {
     };
 
     let saved = &container.saved;
+    process_attrs::validate_process(&process)?;
+    // runc gives every exec'd process the container's seccomp profile;
+    // compiled here, loaded by the process at the same point as the init's.
+    let filter = saved.seccomp.as_ref().map(seccomp::compile).transpose()?;
+    let listener = match &saved.seccomp {
+        Some(profile) => seccomp::connect_listener(profile)?,
+        None => None,
+    };
+    let oci_state = state::oci_state(&container.lock.path, saved);
+    let (pid_rd, pid_wr) = UnixStream::pair().context("socketpair")?;
     let ns = open_namespaces(saved.pid)?;
     // The joiner reports the pid on one socket; the process reports a
     // failure on the other, which its execve closes (CLOEXEC) on success.
@@ -101,6 +111,15 @@ pub fn exec(root: &Root, args: &ExecArgs) -> Result<i32> {
         report: report_wr.as_raw_fd(),
         error: error_wr.as_raw_fd(),
         preserve_fds: 3 + args.preserve_fds as i32,
+        seccomp: filter.as_ref(),
+        seccomp_listener: listener.as_ref().map(|f| f.as_raw_fd()),
+        seccomp_metadata: saved
+            .seccomp
+            .as_ref()
+            .and_then(|s| s.listener_metadata().clone()),
+        state: &oci_state,
+        pid_rd: pid_rd.as_raw_fd(),
+        pid_wr: pid_wr.as_raw_fd(),
     };
     // Not dumpable from here to the execve: nothing in the container can
     // ptrace the half-set-up process or open its /proc files.
@@ -123,6 +142,9 @@ pub fn exec(root: &Root, args: &ExecArgs) -> Result<i32> {
     // The lock is not held while waiting: with --ignore-paused the joiner
     // stays frozen in the cgroup until someone's `resume` (which locks).
     drop(container);
+    drop(listener);
+    drop(pid_rd);
+    drop(pid_wr);
     drop(report_wr);
     drop(error_wr);
     drop(console_fd);
@@ -319,14 +341,23 @@ struct Setup<'a> {
     report: RawFd,
     error: RawFd,
     preserve_fds: i32,
+    seccomp: Option<&'a seccomp::Filter>,
+    seccomp_listener: Option<RawFd>,
+    seccomp_metadata: Option<String>,
+    /// The container's state, for the seccomp listener.
+    state: &'a state::OciState,
+    /// The joiner tells the process its host pid here (for the listener).
+    pid_rd: RawFd,
+    pid_wr: RawFd,
 }
 
 /// In the joiner: cgroup, namespaces, then the clone of the process.
 fn join_and_spawn(s: &Setup) -> Result<i32> {
     // Only stdio, the preserved fds and our own channels go on: not the
     // state dir's lock, nor anything berth's caller leaked.
-    let mut keep = vec![s.report, s.error];
+    let mut keep = vec![s.report, s.error, s.pid_rd, s.pid_wr];
     keep.extend(s.console);
+    keep.extend(s.seccomp_listener);
     keep.extend(s.ns.iter().map(|(f, _)| f.as_raw_fd()));
     process::close_fds_except(s.preserve_fds, &mut keep);
     let me = std::process::id() as i32;
@@ -353,7 +384,33 @@ fn join_and_spawn(s: &Setup) -> Result<i32> {
         // SAFETY: leave without running destructors of the parent's copy.
         unsafe { libc::_exit(127) };
     }
+    // SAFETY: our copy of the pid socket; the process reads its host pid.
+    let mut tx = unsafe { <UnixStream as std::os::fd::FromRawFd>::from_raw_fd(s.pid_wr) };
+    let _ = tx.write_all(&pid.to_ne_bytes());
     Ok(pid)
+}
+
+/// Loads the container's seccomp filter into this process and, for
+/// SCMP_ACT_NOTIFY, hands the listener fd and the process state to the agent.
+fn load_seccomp(s: &Setup) -> Result<()> {
+    let Some(filter) = s.seccomp else {
+        return Ok(());
+    };
+    let notify_fd = seccomp::load(filter)?;
+    if let (Some(fd), Some(sock)) = (notify_fd, s.seccomp_listener) {
+        // The pid "as seen by the runtime": the joiner sent our host pid.
+        // SAFETY: our copy of the pid socket.
+        let mut rx = unsafe { <UnixStream as std::os::fd::FromRawFd>::from_raw_fd(s.pid_rd) };
+        let mut buf = [0u8; 4];
+        rx.read_exact(&mut buf)
+            .context("reading the exec'd process's pid")?;
+        let mut state = s.state.clone();
+        state.pid = i32::from_ne_bytes(buf);
+        // SAFETY: the listener connection was made by exec for us alone.
+        let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sock) };
+        seccomp::send_to_listener(sock, &fd, s.seccomp_metadata.as_deref(), &state)?;
+    }
+    Ok(())
 }
 
 /// In the new process, inside every namespace: the process spec, then execve.
@@ -376,14 +433,29 @@ fn become_process(s: &Setup) -> Result<std::convert::Infallible> {
         // SAFETY: our copy of the console socket, not used any more.
         unsafe { libc::close(fd) };
     }
+    process_attrs::apply_initial_cpu_affinity(process)?;
     process::set_oom_score_adj(process)?;
     process::set_rlimits(process)?;
+    // As in the init: while still privileged in the container's namespaces.
+    process_attrs::apply_io_priority(process)?;
+    process_attrs::apply_scheduler(process)?;
     let setgroups_allowed = !std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "deny")
         .unwrap_or(false);
+    let nnp = process.no_new_privileges() == Some(true);
+    if !nnp {
+        // Without noNewPrivileges loading a filter takes CAP_SYS_ADMIN,
+        // which switch_user may drop.
+        load_seccomp(s)?;
+    }
     process::switch_user(process, setgroups_allowed)?;
     process::chdir_cwd(process)?;
     let path = process::find_executable(process)?;
     process::set_no_new_privileges(process)?;
+    process_attrs::apply_final_cpu_affinity(process)?;
+    if nnp {
+        // As late as possible: berth's own setup is not filtered.
+        load_seccomp(s)?;
+    }
     Err(process::exec(&path, process, s.preserve_fds))
 }

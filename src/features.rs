@@ -93,7 +93,25 @@ pub fn features() -> Value {
             // libcgroups' cgroupfs drivers; --systemd-cgroup is refused.
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false,
                         "rdma": false },
-            "seccomp": { "enabled": false },
+            // What src/seccomp.rs maps and libseccomp 2.5 (static) can put in one
+            // filter on this host: one byte order, so little-endian ABIs only.
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",
+                            "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG",
+                            "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE",
+                              "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPSEL",
+                          "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC64LE",
+                          "SCMP_ARCH_RISCV64", "SCMP_ARCH_X32", "SCMP_ARCH_X86",
+                          "SCMP_ARCH_X86_64"],
+                "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                               "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                               "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                                   "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
+            },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },

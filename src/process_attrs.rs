@@ -308,7 +308,6 @@ pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>> {
 // says execCPUAffinity "is not applicable to the container's init process".
 
 /// sched_setaffinity(2) of the calling thread to `list`.
-#[allow(dead_code)]
 pub fn set_cpu_affinity(list: &str, field: &str) -> Result<()> {
     let cpus = parse_cpu_list(list).map_err(|e| anyhow!("{field} {list:?}: {e}"))?;
     // SAFETY: an all-zero cpu_set_t is a valid empty set.
@@ -326,7 +325,6 @@ pub fn set_cpu_affinity(list: &str, field: &str) -> Result<()> {
 
 /// execCPUAffinity.initial: for the runtime's process that will join the
 /// container, before it moves into the container's cgroup.
-#[allow(dead_code)]
 pub fn apply_initial_cpu_affinity(process: &Process) -> Result<()> {
     match process
         .exec_cpu_affinity()
@@ -341,7 +339,6 @@ pub fn apply_initial_cpu_affinity(process: &Process) -> Result<()> {
 
 /// execCPUAffinity.final: after the move into the container's cgroup, just
 /// before exec. Empty or absent leaves the affinity to the kernel.
-#[allow(dead_code)]
 pub fn apply_final_cpu_affinity(process: &Process) -> Result<()> {
     match process
         .exec_cpu_affinity()

@@ -93,6 +93,9 @@ pub struct Saved {
     /// The config's `process` as it was at create: the base of `exec`.
     #[serde(default)]
     pub process: Option<oci_spec::runtime::Process>,
+    /// linux.seccomp as it was at create: every exec'd process gets it too.
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// Container IDs become directory names: only a safe alphabet, as runc allows.
