@@ -170,10 +170,9 @@ fn features_document() {
     assert_eq!(hooks.len(), 6, "{hooks:?}");
     let opts = strings(&f["mountOptions"]);
     assert!(opts.contains(&"rbind".to_string()) && opts.contains(&"rro".to_string()));
-    assert!(
-        !opts.contains(&"idmap".to_string()),
-        "idmap mounts are refused"
-    );
+    if is_berth() {
+        assert!(opts.contains(&"idmap".to_string()) && opts.contains(&"ridmap".to_string()));
+    }
     let linux = &f["linux"];
     assert!(strings(&linux["namespaces"]).contains(&"time".to_string()));
     assert!(strings(&linux["capabilities"]).contains(&"CAP_CHOWN".to_string()));
@@ -196,7 +195,9 @@ fn features_document() {
             "{sc}"
         );
     }
-    assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], false);
+    if is_berth() {
+        assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], true);
+    }
     assert!(f["annotations"].is_object());
     fx.assert_no_residue();
 }
@@ -215,8 +216,8 @@ fn features_claims_are_accepted_by_create() {
     // Each option on its own tmpfs (some contradict each other).
     for (i, opt) in f["mountOptions"].as_array().unwrap().iter().enumerate() {
         let opt = opt.as_str().unwrap();
-        if ["remount", "bind", "rbind"].contains(&opt) {
-            continue; // need an existing mount or a source: checked elsewhere
+        if ["remount", "bind", "rbind", "idmap", "ridmap"].contains(&opt) {
+            continue; // need an existing mount or a bind source: checked elsewhere
         }
         b.mkdir_rootfs(&format!("/m{i}"));
         b.add_mount(json!({"destination": format!("/m{i}"), "type": "tmpfs",

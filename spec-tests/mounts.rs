@@ -331,3 +331,106 @@ fn rootfs_propagation_shared_and_unbindable() {
     }
     fx.assert_no_residue();
 }
+
+/// A host directory for idmapped-mount tests: `root-file` owned by 0:0 and
+/// `five-file` by 5:5.
+fn idmap_source(fx: &Fixture) -> std::path::PathBuf {
+    let src = fx.dir.join("idmap-src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("root-file"), "r").unwrap();
+    fs::write(src.join("five-file"), "5").unwrap();
+    std::os::unix::fs::chown(src.join("five-file"), Some(5), Some(5)).unwrap();
+    src
+}
+
+// config.md "Mounts" `idmap` with the mount's own uidMappings/gidMappings:
+// an id on disk that the mapping's containerID side names shows as its
+// hostID; an unmapped one as the overflow id. The host's files are untouched.
+#[test]
+fn idmapped_bind_mount_with_its_own_mappings() {
+    berth_only!("runc 1.1.5 has no idmapped mounts");
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    let src = idmap_source(&fx);
+    b.mkdir_rootfs("/idm");
+    b.add_mount(json!({
+        "destination": "/idm", "type": "bind", "source": src, "options": ["rbind", "idmap"],
+        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 1}]
+    }));
+    let out = fx.run_sh(&mut b, "stat -c '%n %u:%g' /idm/root-file /idm/five-file");
+    assert_eq!(
+        out,
+        "/idm/root-file 1000:2000\n/idm/five-file 65534:65534\n"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let md = fs::metadata(src.join("root-file")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (0, 0), "the host file changed owner");
+    fx.assert_no_residue();
+}
+
+// config.md "Mounts" `idmap` without mappings: the runtime MAY use the
+// container's user namespace mapping. With 0 -> 100000, the host's root-owned
+// file is root's inside the container (it would be nobody without idmap).
+#[test]
+fn idmap_uses_the_container_user_namespace_mapping() {
+    berth_only!("runc 1.1.5 has no idmapped mounts");
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    b.set_namespace("user", None);
+    b.linux()["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.linux()["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let out = Cmd::new("chown", &fx.dir)
+        .args(&["-R", "100000:100000"])
+        .arg_path(&b.rootfs())
+        .run();
+    assert!(out.status.success(), "{}", out.describe());
+    let src = idmap_source(&fx);
+    b.mkdir_rootfs("/idm");
+    b.mkdir_rootfs("/plain");
+    b.add_mount(json!({"destination": "/idm", "type": "bind", "source": src, "options": ["rbind", "idmap"]}));
+    b.add_mount(
+        json!({"destination": "/plain", "type": "bind", "source": src, "options": ["rbind"]}),
+    );
+    let out = fx.run_sh(
+        &mut b,
+        "stat -c '%n %u:%g' /idm/root-file /idm/five-file /plain/root-file",
+    );
+    assert_eq!(
+        out,
+        "/idm/root-file 0:0\n/idm/five-file 5:5\n/plain/root-file 65534:65534\n"
+    );
+    fx.assert_no_residue();
+}
+
+// config.md "Mounts" `idmap`: without mappings and without a user namespace
+// "an error MUST be returned"; mappings come in pairs; berth maps bind mounts only.
+#[test]
+fn idmap_errors() {
+    berth_only!("runc 1.1.5 has no idmapped mounts");
+    let fx = Fixture::new();
+    let cases = [
+        (
+            json!({"destination": "/idm", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"]}),
+            "user namespace",
+        ),
+        (
+            json!({"destination": "/idm", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"],
+                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+            "together",
+        ),
+        (
+            json!({"destination": "/idm", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"],
+                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+            "bind mounts only",
+        ),
+    ];
+    for (mount, needle) in cases {
+        let mut b = fx.bundle();
+        b.add_mount(mount);
+        let id = fx.id("idmaperr");
+        fx.create(&b, &id, &[]).fails_with(&[needle]);
+    }
+    fx.assert_no_residue();
+}

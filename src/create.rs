@@ -16,7 +16,7 @@ use crate::bundle::{self, Bundle};
 use crate::cli::CreateOpts;
 use crate::state::{LockedDir, OciState, Root, Saved, Status, START_SOCKET};
 use crate::sync::{self, Channel, Message};
-use crate::{cgroups, console, hooks, init, logging, namespaces, seccomp};
+use crate::{cgroups, console, hooks, init, logging, namespaces, rootfs, seccomp};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
@@ -197,7 +197,13 @@ fn create_in(
 
     let (parent_end, child_end) = sync::pair()?;
     let preserve_fds = req.opts.preserve_fds as i32 + listen_fds();
+    let idmap_userns = rootfs::prepare_idmapped_mounts(
+        &bundle.spec,
+        &bundle.dir,
+        &crate::idmap::userns_for_mounts(&bundle.spec)?,
+    )?;
     let ctx = init::Context {
+        idmap_userns: &idmap_userns,
         spec: &bundle.spec,
         bundle: &bundle.dir,
         rootfs: &bundle.rootfs,
@@ -214,6 +220,7 @@ fn create_in(
     setup.pid = Some(pid);
     drop(console_fd);
     drop(seccomp_listener);
+    drop(idmap_userns);
     let mut chan = parent_end;
 
     if plan.new_user {

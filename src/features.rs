@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 /// Candidate mount option names; only those mount_options.rs implements are
-/// printed (idmap/ridmap are recognized there only to be refused).
+/// printed.
 const MOUNT_OPTIONS: &[&str] = &[
     "async",
     "atime",
@@ -115,7 +115,8 @@ pub fn features() -> Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } },
+            // containerd 2.x sends idmapped mounts only when this is true.
+            "mountExtensions": { "idmap": { "enabled": true } },
             "netDevices": { "enabled": false }
         },
         "annotations": {
@@ -139,7 +140,8 @@ mod tests {
         let f = features();
         let opts = f["mountOptions"].as_array().unwrap();
         assert!(opts.iter().any(|o| o == "rro"), "rro is implemented");
-        assert!(!opts.iter().any(|o| o == "idmap"), "idmap is refused");
+        assert!(opts.iter().any(|o| o == "idmap"), "idmap is implemented");
+        assert!(opts.iter().any(|o| o == "ridmap"), "ridmap is implemented");
         assert!(
             !opts.iter().any(|o| o == "acl"),
             "acl is not an option of ours"

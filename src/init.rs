@@ -18,6 +18,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
 pub struct Context<'a> {
+    /// Per entry of `mounts`: the user namespace of its idmapping, if any.
+    pub idmap_userns: &'a [Option<OwnedFd>],
     pub spec: &'a Spec,
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
@@ -47,6 +49,7 @@ pub fn run(ctx: Context, mut chan: Channel) -> ! {
     // The namespaces to join by path are entered below; their fds are
     // O_CLOEXEC, so none of them reaches the user's program.
     keep.extend(ctx.plan.joins.iter().map(|j| j.fd.as_raw_fd()));
+    keep.extend(ctx.idmap_userns.iter().flatten().map(|f| f.as_raw_fd()));
     process::close_fds_except(3 + ctx.preserve_fds, &mut keep);
     let code = match set_up(&ctx, &mut chan) {
         Ok((state, path)) => {
@@ -102,6 +105,7 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
         rootfs: ctx.rootfs,
         in_new_userns: ctx.plan.new_user || ctx.plan.join_of(LinuxNamespaceType::User).is_some(),
         has_cgroupns: ctx.plan.new_cgroup || ctx.plan.join_of(LinuxNamespaceType::Cgroup).is_some(),
+        idmap_userns: ctx.idmap_userns,
     };
     if ctx.plan.new_mount {
         rootfs::prepare_rootfs(&rootfs_ctx)?;

@@ -10,6 +10,7 @@ mod events;
 mod exec;
 mod features;
 mod hooks;
+mod idmap;
 mod init;
 mod logging;
 mod namespaces;

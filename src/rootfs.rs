@@ -23,7 +23,7 @@ mod tests;
 
 use std::borrow::Cow;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -45,6 +45,64 @@ pub struct RootfsContext<'a> {
     pub in_new_userns: bool,
     /// A new cgroup namespace was created for (or joined by) the container.
     pub has_cgroupns: bool,
+    /// Per entry of `mounts`: its idmapped tree from [`prepare_idmapped_mounts`].
+    pub idmap_userns: &'a [Option<OwnedFd>],
+}
+
+/// Idmapped bind mounts, prepared by `create` in the host's namespaces:
+/// mount_setattr(MOUNT_ATTR_IDMAP) needs CAP_SYS_ADMIN over the source's
+/// filesystem, which an init in a user namespace of its own doesn't have. Each
+/// becomes a detached copy of its source with the idmapping applied, that the
+/// init attaches like any bind mount. `userns[i]` is the namespace holding
+/// mount i's mapping (src/idmap.rs); the result is aligned the same way.
+pub fn prepare_idmapped_mounts(
+    spec: &Spec,
+    bundle: &Path,
+    userns: &[Option<OwnedFd>],
+) -> Result<Vec<Option<OwnedFd>>> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let mut trees = Vec::with_capacity(userns.len());
+    for (m, ns) in mounts.iter().zip(userns) {
+        let Some(ns) = ns else {
+            trees.push(None);
+            continue;
+        };
+        let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+        let source = m.source().as_deref().ok_or_else(|| {
+            anyhow!(
+                "idmapped mount on {} has no source",
+                m.destination().display()
+            )
+        })?;
+        let source = if source.is_absolute() {
+            source.to_path_buf()
+        } else {
+            bundle.join(source)
+        };
+        let mut flags = sys::OPEN_TREE_CLONE | sys::OPEN_TREE_CLOEXEC;
+        if opts.is_recursive_bind() {
+            flags |= sys::AT_RECURSIVE;
+        }
+        let tree = sys::open_tree(libc::AT_FDCWD, &sys::cstring(&source)?, flags)
+            .with_context(|| format!("cloning the mount at {}", source.display()))?;
+        // config.md `idmap` / `ridmap`: `ridmap` maps every submount too.
+        let attr = sys::MountAttr {
+            attr_set: sys::MOUNT_ATTR_IDMAP,
+            userns_fd: ns.as_raw_fd() as u64,
+            ..sys::MountAttr::default()
+        };
+        sys::mount_setattr_fd(tree.as_fd(), opts.idmap == Some("ridmap"), &attr).with_context(
+            || {
+                format!(
+                    "idmapping {} for {} (mount_setattr MOUNT_ATTR_IDMAP)",
+                    source.display(),
+                    m.destination().display()
+                )
+            },
+        )?;
+        trees.push(Some(tree));
+    }
+    Ok(trees)
 }
 
 /// Before pivot_root: rootfsPropagation on "/", bind the rootfs onto itself, every entry of
@@ -83,8 +141,9 @@ pub fn prepare_rootfs(ctx: &RootfsContext) -> Result<()> {
 
     let mounts = ctx.spec.mounts().as_deref().unwrap_or_default();
     let mut host = HostCgroups::default();
-    for m in mounts {
-        mount_entry(ctx, &root, m, &mut host).with_context(|| describe(m))?;
+    for (i, m) in mounts.iter().enumerate() {
+        let idmap = ctx.idmap_userns.get(i).and_then(Option::as_ref);
+        mount_entry(ctx, &root, m, idmap, &mut host).with_context(|| describe(m))?;
     }
     if devices::runtime_fills_dev(mounts) {
         devices::populate_dev(ctx, &root, mounts)?;
@@ -200,19 +259,23 @@ fn mount_entry(
     ctx: &RootfsContext,
     root: &RootDir,
     m: &Mount,
+    idmap: Option<&OwnedFd>,
     host: &mut HostCgroups,
 ) -> Result<()> {
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
-    if let Some(name) = opts.idmap {
-        bail!("mount option {name:?} (an idmapped mount) is not supported by berth");
-    }
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        bail!("uidMappings/gidMappings (an idmapped mount) are not supported by berth");
+    let wants_idmap =
+        opts.idmap.is_some() || m.uid_mappings().is_some() || m.gid_mappings().is_some();
+    if wants_idmap && idmap.is_none() {
+        // create makes the namespace for every mount that asks (src/idmap.rs).
+        bail!("an idmapped mount without its user namespace");
     }
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
     if opts.is_bind() || typ == "bind" {
-        return bind_mount(ctx, root, m, &opts);
+        return bind_mount(ctx, root, m, &opts, idmap);
+    }
+    if wants_idmap {
+        bail!("idmapped mounts are supported for bind mounts only");
     }
     match typ {
         "cgroup" => cgroup_mounts::mount_cgroup(ctx, root, dest, &opts, host),
@@ -222,7 +285,13 @@ fn mount_entry(
     }
 }
 
-fn bind_mount(ctx: &RootfsContext, root: &RootDir, m: &Mount, opts: &MountOptions) -> Result<()> {
+fn bind_mount(
+    ctx: &RootfsContext,
+    root: &RootDir,
+    m: &Mount,
+    opts: &MountOptions,
+    idmap: Option<&OwnedFd>,
+) -> Result<()> {
     let dest = m.destination();
     let Some(source) = m.source() else {
         bail!("bind mount on {} has no source", dest.display());
@@ -244,7 +313,13 @@ fn bind_mount(ctx: &RootfsContext, root: &RootDir, m: &Mount, opts: &MountOption
         .resolve_or_create(dest, leaf)
         .with_context(|| format!("creating mount point {}", dest.display()))?;
     check_destination(root, target.as_fd(), dest, "bind")?;
-    attach_bind(&source, target.as_fd(), opts.is_recursive_bind(), opts)
+    attach_bind(
+        &source,
+        target.as_fd(),
+        opts.is_recursive_bind(),
+        opts,
+        idmap,
+    )
 }
 
 /// Clone `source` (a host path) as a detached mount, give it the options' attributes, attach it
@@ -258,13 +333,23 @@ fn attach_bind(
     target: BorrowedFd,
     recursive: bool,
     opts: &MountOptions,
+    idmap: Option<&OwnedFd>,
 ) -> Result<()> {
     let mut flags = sys::OPEN_TREE_CLONE | sys::OPEN_TREE_CLOEXEC;
     if recursive {
         flags |= sys::AT_RECURSIVE;
     }
-    let tree = sys::open_tree(libc::AT_FDCWD, &sys::cstring(source)?, flags)
-        .with_context(|| format!("cloning the mount at {}", source.display()))?;
+    // An idmapped mount arrives as a detached tree made by create
+    // (prepare_idmapped_mounts); anything else is cloned here.
+    let cloned;
+    let tree = match idmap {
+        Some(prepared) => prepared,
+        None => {
+            cloned = sys::open_tree(libc::AT_FDCWD, &sys::cstring(source)?, flags)
+                .with_context(|| format!("cloning the mount at {}", source.display()))?;
+            &cloned
+        }
+    };
     let top = opts.bind_attrs();
     if !top.is_empty() {
         sys::mount_setattr_fd(tree.as_fd(), false, &top.to_mount_attr())
@@ -352,7 +437,7 @@ fn fs_mount(
                 "mqueue" => "/dev/mqueue",
                 _ => return Err(e).context("mount(2)"),
             };
-            return attach_bind(Path::new(host_instance), target.as_fd(), true, opts);
+            return attach_bind(Path::new(host_instance), target.as_fd(), true, opts, None);
         }
         Err(e) => return Err(e).context("mount(2)"),
     }

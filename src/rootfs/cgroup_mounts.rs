@@ -256,7 +256,7 @@ fn mount_v2(
         );
     };
     let source = h.own_dir()?;
-    attach_bind(&source, target.as_fd(), true, opts)
+    attach_bind(&source, target.as_fd(), true, opts, None)
         .with_context(|| format!("binding {} on {}", source.display(), dest.display()))
 }
 
@@ -289,7 +289,7 @@ fn mount_hierarchy(
         }
     }
     let source = h.own_dir()?;
-    attach_bind(&source, target, true, opts)
+    attach_bind(&source, target, true, opts, None)
         .with_context(|| format!("binding {}", source.display()))
 }
 

@@ -67,7 +67,7 @@ pub struct MountOptions {
     pub propagation: Vec<c_ulong>,
     /// The recursive options ("rro", "rnosuid", ...), for mount_setattr(AT_RECURSIVE).
     pub recursive: AttrChange,
-    /// "idmap" or "ridmap" if present (not supported: the caller refuses the mount).
+    /// "idmap" or "ridmap" if present (bind mounts only: src/idmap.rs).
     pub idmap: Option<&'static str>,
     pub tmpcopyup: bool,
     /// Filesystem-specific options, comma-joined, for mount(2)'s data argument.
@@ -87,10 +87,10 @@ enum Meaning {
     Nothing,
 }
 
-/// Whether berth recognizes and implements `option` (for `features`): idmap
-/// mounts are recognized only to be refused, so they don't count.
+/// Whether berth recognizes and implements `option` (for `features`).
+/// idmap/ridmap are implemented for bind mounts (src/idmap.rs).
 pub fn supported(option: &str) -> bool {
-    matches!(meaning(option), Some(m) if !matches!(m, Meaning::Idmap(_)))
+    meaning(option).is_some()
 }
 
 fn meaning(option: &str) -> Option<Meaning> {

@@ -300,6 +300,7 @@ fn runtime_side(
                     rootfs: run.rootfs.as_deref().unwrap_or(&run.bundle.rootfs),
                     in_new_userns: run.userns,
                     has_cgroupns: run.cgroupns,
+                    idmap_userns: &[],
                 };
                 body(&ctx)
             }));
