@@ -562,6 +562,7 @@ impl Default for Fixture {
 
 impl Fixture {
     pub fn new() -> Self {
+        sweep_dead_runs();
         let name = current_test_name();
         let n = next_seq();
         let short: String = name
@@ -826,20 +827,14 @@ impl Fixture {
         );
     }
 
+    /// Runs during unwinding too, so it must never panic (a second panic
+    /// aborts the whole test binary and every other test's cleanup with it).
     fn cleanup(&self) {
         let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for id in &ids {
             if self.root.join(id).exists() {
-                let _ = self
-                    .rt(&["kill", id, "9"])
-                    .timeout(Duration::from_secs(10))
-                    .spawn()
-                    .wait_quiet();
-                let _ = self
-                    .rt(&["delete", "--force", id])
-                    .timeout(Duration::from_secs(10))
-                    .spawn()
-                    .wait_quiet();
+                run_quietly(&self.root, &["kill", id, "9"]);
+                run_quietly(&self.root, &["delete", "--force", id]);
             }
         }
         for pid in self.marked_processes() {
@@ -882,6 +877,90 @@ impl Fixture {
     }
 }
 
+/// The runtime with `--root root`, no output kept, killed after 10 s; never
+/// panics (for cleanup paths).
+fn run_quietly(root: &Path, args: &[&str]) {
+    let Ok(mut child) = Command::new(runtime_bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Ok(None) = child.try_wait() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// What a test binary that died without unwinding (SIGKILL, an abort, a
+/// timeout of the CI job) left: its per-test dirs are named `<pid>-...` and
+/// its container IDs `spec-test-<pid>-...`. Everything of a pid that no
+/// longer runs is deleted, unmounted and removed, once per test binary.
+fn sweep_dead_runs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let dead = |name: &str| {
+            name.split('-')
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        };
+        let Ok(entries) = fs::read_dir(tests_tmp_dir()) else {
+            return;
+        };
+        let mut dead_pids = BTreeSet::new();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !dead(&name) {
+                continue;
+            }
+            dead_pids.insert(name.split('-').next().unwrap_or("").to_string());
+            let dir = e.path();
+            let root = dir.join("state");
+            if let Ok(ids) = fs::read_dir(&root) {
+                for id in ids.flatten() {
+                    run_quietly(
+                        &root,
+                        &["delete", "--force", &id.file_name().to_string_lossy()],
+                    );
+                }
+            }
+            let mut left = mounts_under(&dir);
+            left.reverse();
+            for (point, _) in left {
+                let _ = nix::mount::umount2(Path::new(&point), nix::mount::MntFlags::MNT_DETACH);
+            }
+            let _ = fs::remove_dir_all(&dir);
+        }
+        for pid in dead_pids {
+            for d in cgroup_dirs_named(&format!("{ID_PREFIX}{pid}-"))
+                .into_iter()
+                .rev()
+            {
+                if let Ok(procs) = fs::read_to_string(d.join("cgroup.procs")) {
+                    for p in procs.lines().filter_map(|l| l.parse::<i32>().ok()) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(p),
+                            nix::sys::signal::SIGKILL,
+                        );
+                    }
+                }
+                let _ = fs::remove_dir(d);
+            }
+        }
+    });
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
         self.cleanup();
@@ -899,19 +978,6 @@ impl Running {
     /// The runtime process's pid (to signal a foreground command).
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
-    }
-
-    /// Wait without panicking on timeout (used by cleanup).
-    fn wait_quiet(mut self) -> Option<ExitStatus> {
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > self.deadline {
-                return None; // Drop kills it.
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
     }
 }
 
