@@ -55,107 +55,50 @@ fn manager(path: &Path, id: &str) -> Result<AnyCgroupManager> {
     .map_err(|e| anyhow!("cgroup {}: {e}", path.display()))
 }
 
-/// The hybrid layout's cgroup2 mount (v1 controllers under /sys/fs/cgroup,
-/// a unified hierarchy beside them), if this host has one.
-fn hybrid_unified() -> Option<PathBuf> {
-    let is_cgroup2 = |p: &str| {
-        nix::sys::statfs::statfs(p)
-            .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-            .unwrap_or(false)
-    };
-    let unified = "/sys/fs/cgroup/unified";
-    (!is_cgroup2(CGROUP_ROOT) && is_cgroup2(unified)).then(|| PathBuf::from(unified))
+/// How this host mounts cgroups, found once per berth process.
+enum Layout {
+    /// /sys/fs/cgroup is the unified hierarchy: libcgroups' v2 manager.
+    PureV2,
+    /// v1 hierarchies, plus on the hybrid layout a cgroup2 mount beside them.
+    V1 { hybrid_unified: Option<PathBuf> },
 }
 
-/// On a hybrid host the v1 manager leaves the unified hierarchy alone; the
-/// container still gets its own cgroup there (as with runc), so that what is
-/// enabled in it (hugetlb on this project's machine) and tools that read
-/// cgroup2 see the container where `cgroupsPath` says.
-fn enter_hybrid_unified(path: &Path, pid: i32) -> Result<()> {
-    let Some(unified) = hybrid_unified() else {
-        return Ok(());
-    };
-    let dir = unified.join(path.strip_prefix("/").unwrap_or(path));
-    std::fs::create_dir_all(&dir).with_context(|| format!("create cgroup {}", dir.display()))?;
-    std::fs::write(dir.join("cgroup.procs"), pid.to_string())
-        .with_context(|| format!("add process {pid} to cgroup {}", dir.display()))
-}
-
-fn remove_hybrid_unified(path: &Path) -> Result<()> {
-    let Some(unified) = hybrid_unified() else {
-        return Ok(());
-    };
-    v1_hot_path::remove_tree(&unified.join(path.strip_prefix("/").unwrap_or(path)))
-}
-
-fn is_pure_v2() -> bool {
-    nix::sys::statfs::statfs(CGROUP_ROOT)
-        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-        .unwrap_or(false)
-}
-
-/// Creates the cgroup, puts `pid` in it and applies `linux.resources`.
-pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
-    if is_pure_v2() {
-        return enter_with_libcgroups(spec, path, id, pid);
-    }
-    let hierarchies = v1_hot_path::hierarchies()?;
-    v1_hot_path::enter(&hierarchies, path, pid)?;
-    enter_hybrid_unified(path, pid)?;
-    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-    v1_hot_path::apply_devices(&hierarchies, path, resources)?;
-    if let Some(resources) = resources.filter(|r| v1_hot_path::needs_more_than_devices(r)) {
-        let mgr = manager(path, id)?;
-        let opt = ControllerOpt {
-            resources,
-            disable_oom_killer: resources
-                .memory()
-                .as_ref()
-                .and_then(|m| m.disable_oom_killer())
-                .unwrap_or(false),
-            oom_score_adj: None,
-            freezer_state: None,
+fn layout() -> &'static Layout {
+    static LAYOUT: std::sync::OnceLock<Layout> = std::sync::OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        let is_cgroup2 = |p: &str| {
+            nix::sys::statfs::statfs(p)
+                .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+                .unwrap_or(false)
         };
-        mgr.apply(&opt)
-            .map_err(|e| anyhow!("apply linux.resources to cgroup {}: {e}", path.display()))?;
+        if is_cgroup2(CGROUP_ROOT) {
+            Layout::PureV2
+        } else {
+            let unified = "/sys/fs/cgroup/unified";
+            Layout::V1 {
+                hybrid_unified: is_cgroup2(unified).then(|| PathBuf::from(unified)),
+            }
+        }
+    })
+}
+
+/// The hierarchies of a v1 or hybrid host (None on pure v2).
+fn v1_hierarchies() -> Result<Option<Vec<v1_hot_path::Hierarchy>>> {
+    match layout() {
+        Layout::PureV2 => Ok(None),
+        Layout::V1 { hybrid_unified } => {
+            v1_hot_path::hierarchies(hybrid_unified.as_deref()).map(Some)
+        }
     }
-    Ok(())
 }
 
-fn enter_with_libcgroups(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
-    let mgr = manager(path, id)?;
-    mgr.add_task(Pid::from_raw(pid))
-        .map_err(|e| anyhow!("add process {pid} to cgroup {}: {e}", path.display()))?;
-    enter_hybrid_unified(path, pid)?;
-    if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        let opt = ControllerOpt {
-            resources,
-            disable_oom_killer: resources
-                .memory()
-                .as_ref()
-                .and_then(|m| m.disable_oom_killer())
-                .unwrap_or(false),
-            oom_score_adj: None,
-            freezer_state: None,
-        };
-        mgr.apply(&opt)
-            .map_err(|e| anyhow!("apply linux.resources to cgroup {}: {e}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// Puts `pid` into the container's existing cgroup, in every hierarchy
-/// (for `exec`: the new process lives under the container's limits).
-pub fn join(path: &Path, id: &str, pid: i32) -> Result<()> {
-    let mgr = manager(path, id)?;
-    mgr.add_task(Pid::from_raw(pid))
-        .map_err(|e| anyhow!("add process {pid} to cgroup {}: {e}", path.display()))?;
-    enter_hybrid_unified(path, pid)
-}
-
-/// Applies new `linux.resources` to the container's cgroup (`update`).
-pub fn update(path: &Path, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
-    let mgr = manager(path, id)?;
+/// Applies `resources` through libcgroups; `what` starts the error message.
+fn apply_resources(
+    mgr: &AnyCgroupManager,
+    resources: &oci_spec::runtime::LinuxResources,
+    what: &str,
+    path: &Path,
+) -> Result<()> {
     let opt = ControllerOpt {
         resources,
         disable_oom_killer: resources
@@ -167,7 +110,44 @@ pub fn update(path: &Path, id: &str, resources: &oci_spec::runtime::LinuxResourc
         freezer_state: None,
     };
     mgr.apply(&opt)
-        .map_err(|e| anyhow!("update cgroup {}: {e}", path.display()))
+        .map_err(|e| anyhow!("{what} {}: {e}", path.display()))
+}
+
+/// Creates the cgroup, puts `pid` in it and applies `linux.resources`.
+pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let Some(hierarchies) = v1_hierarchies()? else {
+        let mgr = manager(path, id)?;
+        mgr.add_task(Pid::from_raw(pid))
+            .map_err(|e| anyhow!("add process {pid} to cgroup {}: {e}", path.display()))?;
+        if let Some(resources) = resources {
+            apply_resources(&mgr, resources, "apply linux.resources to cgroup", path)?;
+        }
+        return Ok(());
+    };
+    v1_hot_path::enter(&hierarchies, path, pid)?;
+    v1_hot_path::apply_devices(&hierarchies, path, resources)?;
+    if let Some(resources) = resources.filter(|r| v1_hot_path::needs_more_than_devices(r)) {
+        let mgr = manager(path, id)?;
+        apply_resources(&mgr, resources, "apply linux.resources to cgroup", path)?;
+    }
+    Ok(())
+}
+
+/// Puts `pid` into the container's existing cgroup, in every hierarchy
+/// (for `exec`: the new process lives under the container's limits).
+pub fn join(path: &Path, id: &str, pid: i32) -> Result<()> {
+    match v1_hierarchies()? {
+        Some(hierarchies) => v1_hot_path::enter(&hierarchies, path, pid),
+        None => manager(path, id)?
+            .add_task(Pid::from_raw(pid))
+            .map_err(|e| anyhow!("add process {pid} to cgroup {}: {e}", path.display())),
+    }
+}
+
+/// Applies new `linux.resources` to the container's cgroup (`update`).
+pub fn update(path: &Path, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    apply_resources(&manager(path, id)?, resources, "update cgroup", path)
 }
 
 /// Freezes (`pause`) or thaws (`resume`) every process of the container;
@@ -228,17 +208,13 @@ pub fn oom_kills(path: &Path) -> Option<u64> {
 
 /// Kills what is left in the cgroup and removes it. Gone already is fine.
 pub fn remove(path: &Path, id: &str) -> Result<()> {
-    if !is_pure_v2() {
-        v1_hot_path::remove(&v1_hot_path::hierarchies()?, path)?;
-        return remove_hybrid_unified(path);
+    if let Some(hierarchies) = v1_hierarchies()? {
+        return v1_hot_path::remove(&hierarchies, path);
     }
-    let mgr = manager(path, id)?;
-    mgr.remove()
+    manager(path, id)?
+        .remove()
         .map_err(|e| anyhow!("remove cgroup {}: {e}", path.display()))
-        .context("delete")?;
-    // After the v1 removal killed and waited for the processes, the unified
-    // cgroup is empty and can go.
-    remove_hybrid_unified(path)
+        .context("delete")
 }
 
 /// Host pids in the container's cgroup.
@@ -337,10 +313,9 @@ fn own_cgroup_procs_file() -> Option<std::ffi::CString> {
         let (hid, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
         let rel = path.trim_start_matches('/');
         if hid == "0" && ctrls.is_empty() {
-            let base = if is_pure_v2() {
-                PathBuf::from(CGROUP_ROOT)
-            } else {
-                hybrid_unified()?
+            let base = match layout() {
+                Layout::PureV2 => PathBuf::from(CGROUP_ROOT),
+                Layout::V1 { hybrid_unified } => hybrid_unified.clone()?,
             };
             return std::ffi::CString::new(
                 base.join(rel)

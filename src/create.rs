@@ -507,13 +507,7 @@ fn write_id_maps(spec: &oci_spec::runtime::Spec, pid: i32) -> Result<()> {
 
 /// `--pidfd-socket` (runc 1.2): a pidfd of the init, sent like the console fd.
 fn send_pidfd(sock: &Path, pid: i32) -> Result<()> {
-    // SAFETY: pidfd_open returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        bail!("pidfd_open {pid}: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh pidfd that nothing else owns.
-    let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    let pidfd = crate::process::pidfd_open(pid).map_err(|e| anyhow!("pidfd_open {pid}: {e}"))?;
     let conn = console::connect_console_socket(sock)
         .with_context(|| format!("--pidfd-socket {}", sock.display()))?;
     console::send_fd(conn.as_raw_fd(), &pidfd, "pidfd")

@@ -239,13 +239,7 @@ const EXIT_CHECK: Duration = Duration::from_millis(10);
 /// The child is not reaped until we wait for it, so its pid cannot be reused
 /// in between.
 fn pidfd_open(pid: u32) -> Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        bail!("pidfd_open({pid}): {}", Errno::last());
-    }
-    // SAFETY: the kernel just gave us this fd and nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    crate::process::pidfd_open(pid as i32).map_err(|e| anyhow!("pidfd_open({pid}): {e}"))
 }
 
 /// Writing to a pipe whose reader is gone raises SIGPIPE, which kills berth

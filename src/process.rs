@@ -387,3 +387,15 @@ pub fn reset_signals() {
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
 }
+
+/// pidfd_open(2): an fd for `pid` that polls readable when it exits and can
+/// be passed on (`--pidfd-socket`).
+pub fn pidfd_open(pid: i32) -> std::io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this fd and nobody else owns it.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
+}

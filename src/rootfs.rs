@@ -15,7 +15,7 @@ mod cgroup_mounts;
 mod copy_up;
 mod devices;
 pub mod mount_options;
-mod mountinfo;
+pub(crate) mod mountinfo;
 mod resolve;
 mod sys;
 #[cfg(test)]

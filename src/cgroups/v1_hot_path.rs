@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+
+use crate::rootfs::mountinfo::MountInfo;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 /// Controllers libcgroups' v1 manager handles: the hierarchies a container joins.
@@ -39,65 +41,39 @@ pub struct Hierarchy {
     pub controllers: Vec<String>,
 }
 
-/// The v1 hierarchies of the host that hold at least one known controller,
-/// from one read of /proc/self/mountinfo.
-pub fn hierarchies() -> Result<Vec<Hierarchy>> {
-    let text = fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    Ok(parse_mountinfo(&text))
+/// The hierarchies a container joins on a v1 or hybrid host, from one read of
+/// /proc/self/mountinfo: every v1 hierarchy with a known controller, and on
+/// the hybrid layout the unified one too (empty `controllers`), where the
+/// container also gets its cgroup, as with runc.
+pub fn hierarchies(hybrid_unified: Option<&Path>) -> Result<Vec<Hierarchy>> {
+    let mut found = v1_hierarchies(&crate::rootfs::mountinfo::read_mountinfo()?);
+    if let Some(unified) = hybrid_unified {
+        found.push(Hierarchy {
+            mount: unified.to_path_buf(),
+            controllers: Vec::new(),
+        });
+    }
+    Ok(found)
 }
 
-fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
+fn v1_hierarchies(mounts: &[MountInfo]) -> Vec<Hierarchy> {
     let mut found: Vec<Hierarchy> = Vec::new();
-    for line in text.lines() {
-        // "<id> <parent> <dev> <root> <mount point> <opts> [optional...] - <fstype> <source> <super opts>"
-        let Some((head, tail)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut tail = tail.split(' ');
-        if tail.next() != Some("cgroup") {
-            continue;
-        }
-        let super_opts = tail.nth(1).unwrap_or("");
-        let controllers: Vec<String> = super_opts
+    for m in mounts.iter().filter(|m| m.fs_type == "cgroup") {
+        let controllers: Vec<String> = m
+            .super_options
             .split(',')
             .filter(|o| CONTROLLERS.contains(o))
             .map(str::to_string)
             .collect();
-        let Some(mount) = head.split(' ').nth(4) else {
-            continue;
-        };
         if controllers.is_empty() || found.iter().any(|h| h.controllers == controllers) {
             continue;
         }
         found.push(Hierarchy {
-            mount: PathBuf::from(unescape(mount)),
+            mount: m.mount_point.clone(),
             controllers,
         });
     }
     found
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn dir_in(h: &Hierarchy, path: &Path) -> PathBuf {
@@ -286,7 +262,7 @@ mod tests {
 38 25 0:39 / /sys/fs/cgroup/with\\040space rw - cgroup cgroup rw,pids
 39 25 0:40 / /elsewhere/pids rw - cgroup cgroup rw,pids
 ";
-        let h = parse_mountinfo(text);
+        let h = v1_hierarchies(&crate::rootfs::mountinfo::parse_mountinfo(text));
         let mounts: Vec<_> = h
             .iter()
             .map(|h| h.mount.to_str().unwrap().to_string())

@@ -135,7 +135,7 @@ pub fn mount_cgroup(
     let (mounts, _) = host.load()?;
     if !mounts.iter().any(|m| m.fs_type == "cgroup") {
         // A unified host: no v1 hierarchy to show.
-        return mount_v2(ctx, root, dest, opts, host);
+        return mount_cgroup2(ctx, root, dest, opts, host);
     }
     let (mounts, own) = host.load()?;
 
@@ -207,18 +207,8 @@ pub fn mount_cgroup(
     Ok(())
 }
 
-/// A mount of type "cgroup2".
+/// A mount of type "cgroup2" (and "cgroup" on a host without v1 hierarchies).
 pub fn mount_cgroup2(
-    ctx: &RootfsContext,
-    root: &RootDir,
-    dest: &Path,
-    opts: &MountOptions,
-    host: &mut HostCgroups,
-) -> Result<()> {
-    mount_v2(ctx, root, dest, opts, host)
-}
-
-fn mount_v2(
     ctx: &RootfsContext,
     root: &RootDir,
     dest: &Path,
