@@ -306,7 +306,7 @@ impl Drop for AttachWarmup {
 /// cgroup.procs of berth's own cgroup in one hierarchy: the unified one if
 /// there is one, else the first v1 hierarchy.
 fn own_cgroup_procs_file() -> Option<std::ffi::CString> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let text = crate::procfs::read_to_string("/proc/self/cgroup").ok()?;
     let mut v1 = None;
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');

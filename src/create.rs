@@ -226,10 +226,22 @@ fn create_in(
     if plan.new_user {
         write_id_maps(&bundle.spec, pid)?;
     }
+    state.pid = pid;
+    let state_json = serde_json::to_string(&state)?;
+    // The init sets up its mounts while we put it in its cgroup, on the
+    // other core; it waits for `Joined` before anything that depends on its
+    // cgroup (the cgroup namespace, cgroup mounts, the hooks).
+    chan.send(&Message::Go(state_json.clone()))?;
     setup.cgroup = Some(cgroup_path.clone());
     cgroups::enter(&bundle.spec, &cgroup_path, req.id, pid)?;
+    if let Err(e) = chan.send(&Message::Joined) {
+        // The init gave up on its mounts meanwhile: its reason is queued.
+        return Err(match chan.recv() {
+            Ok(Some(Message::Error(reason))) => anyhow!(reason),
+            _ => e,
+        });
+    }
 
-    state.pid = pid;
     if let Some(poststop) = bundle
         .spec
         .hooks()
@@ -238,8 +250,6 @@ fn create_in(
     {
         setup.poststop = Some((poststop, state.clone()));
     }
-    let state_json = serde_json::to_string(&state)?;
-    chan.send(&Message::Go(state_json.clone()))?;
 
     chan.expect(Message::RunHooks)?;
     if let Some(h) = bundle.spec.hooks() {
@@ -377,6 +387,31 @@ pub(crate) fn clone_with(flags: u64) -> Result<i32> {
             libc::SYS_clone3,
             &args as *const CloneArgs,
             std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret >= 0 {
+        return Ok(ret as i32);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        bail!("clone the container init: {err}");
+    }
+    // No clone3: a seccomp profile that predates it (Docker's made it
+    // ENOSYS so that glibc falls back), or valgrind. The old clone takes
+    // the same flags with the exit signal in the low byte, except for
+    // CLONE_NEWTIME, whose bit is part of that byte there.
+    if flags & libc::CLONE_NEWTIME as u64 != 0 {
+        bail!("clone the container init: clone3 is not available ({err}), and a new time namespace needs it");
+    }
+    // SAFETY: as above; a null stack gives fork semantics.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | args.exit_signal) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
         )
     };
     if ret < 0 {

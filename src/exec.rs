@@ -439,7 +439,7 @@ fn become_process(s: &Setup) -> Result<std::convert::Infallible> {
     // As in the init: while still privileged in the container's namespaces.
     process_attrs::apply_io_priority(process)?;
     process_attrs::apply_scheduler(process)?;
-    let setgroups_allowed = !std::fs::read_to_string("/proc/self/setgroups")
+    let setgroups_allowed = !crate::procfs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "deny")
         .unwrap_or(false);
     let nnp = process.no_new_privileges() == Some(true);

@@ -93,11 +93,12 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
             _ => namespaces::enter(join)?,
         }
     }
-    if ctx.plan.new_cgroup {
-        // After the parent put us in our cgroup: that becomes the namespace root.
-        nix::sched::unshare(namespaces::flag_of(LinuxNamespaceType::Cgroup))
-            .map_err(|e| anyhow!("create the cgroup namespace: {e}"))?;
-    }
+    let in_cgroup = CgroupGate {
+        chan: std::cell::RefCell::new(chan),
+        joined: std::cell::Cell::new(false),
+        new_cgroupns: ctx.plan.new_cgroup,
+    };
+    let wait_for_cgroup = || in_cgroup.wait();
 
     let rootfs_ctx = rootfs::RootfsContext {
         spec,
@@ -106,10 +107,13 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
         in_new_userns: ctx.plan.new_user || ctx.plan.join_of(LinuxNamespaceType::User).is_some(),
         has_cgroupns: ctx.plan.new_cgroup || ctx.plan.join_of(LinuxNamespaceType::Cgroup).is_some(),
         idmap_userns: ctx.idmap_userns,
+        wait_for_cgroup: &wait_for_cgroup,
     };
     if ctx.plan.new_mount {
         rootfs::prepare_rootfs(&rootfs_ctx)?;
     }
+    in_cgroup.wait()?;
+    let chan = in_cgroup.chan.into_inner();
 
     // runtime.md "Lifecycle" 3-4: the parent runs prestart and createRuntime.
     chan.send(&Message::RunHooks)?;
@@ -170,7 +174,7 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
     process_attrs::apply_io_priority(process)?;
     process_attrs::apply_scheduler(process)?;
     process_attrs::apply_memory_policy(spec)?;
-    let setgroups_allowed = !std::fs::read_to_string("/proc/self/setgroups")
+    let setgroups_allowed = !crate::procfs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "deny")
         .unwrap_or(false);
     if !no_new_privileges(ctx) {
@@ -185,6 +189,32 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
 
     chan.send(&Message::Ready)?;
     Ok((state, path))
+}
+
+/// The init sets up its mounts while `create` puts it in its cgroup; what
+/// depends on the cgroup waits here for `Joined` first: the cgroup
+/// namespace, whose root is the cgroup the init is in when it is made,
+/// cgroup mounts, which show that namespace or the container's cgroup
+/// directories, and everything after the rootfs.
+struct CgroupGate<'a> {
+    chan: std::cell::RefCell<&'a mut Channel>,
+    joined: std::cell::Cell<bool>,
+    new_cgroupns: bool,
+}
+
+impl CgroupGate<'_> {
+    fn wait(&self) -> Result<()> {
+        if self.joined.get() {
+            return Ok(());
+        }
+        self.chan.borrow_mut().expect(Message::Joined)?;
+        self.joined.set(true);
+        if self.new_cgroupns {
+            nix::sched::unshare(namespaces::flag_of(LinuxNamespaceType::Cgroup))
+                .map_err(|e| anyhow!("create the cgroup namespace: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// A session keyring of its own, so the container can't see or use the

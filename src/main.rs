@@ -16,6 +16,7 @@ mod logging;
 mod namespaces;
 mod process;
 mod process_attrs;
+mod procfs;
 mod ps;
 mod rootfs;
 mod seccomp;

@@ -66,7 +66,7 @@ fn filter_ps(text: &str, pids: &[i32]) -> Result<String> {
 fn from_proc(pids: &[i32]) -> String {
     let mut out = String::from("PID PPID CMD\n");
     for pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let stat = crate::procfs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let ppid = stat
             .rfind(')')
             .and_then(|i| stat[i + 2..].split_whitespace().nth(1))

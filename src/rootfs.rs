@@ -47,6 +47,9 @@ pub struct RootfsContext<'a> {
     pub has_cgroupns: bool,
     /// Per entry of `mounts`: its idmapped tree from [`prepare_idmapped_mounts`].
     pub idmap_userns: &'a [Option<OwnedFd>],
+    /// Returns once the init is in its cgroup (and cgroup namespace):
+    /// called before a cgroup mount.
+    pub wait_for_cgroup: &'a dyn Fn() -> Result<()>,
 }
 
 /// Idmapped bind mounts, prepared by `create` in the host's namespaces:
@@ -278,8 +281,14 @@ fn mount_entry(
         bail!("idmapped mounts are supported for bind mounts only");
     }
     match typ {
-        "cgroup" => cgroup_mounts::mount_cgroup(ctx, root, dest, &opts, host),
-        "cgroup2" => cgroup_mounts::mount_cgroup2(ctx, root, dest, &opts, host),
+        "cgroup" => {
+            (ctx.wait_for_cgroup)()?;
+            cgroup_mounts::mount_cgroup(ctx, root, dest, &opts, host)
+        }
+        "cgroup2" => {
+            (ctx.wait_for_cgroup)()?;
+            cgroup_mounts::mount_cgroup2(ctx, root, dest, &opts, host)
+        }
         "" => bail!("the mount has no type (and is not a bind mount)"),
         _ => fs_mount(ctx, root, m, typ, &opts),
     }

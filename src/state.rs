@@ -295,7 +295,7 @@ pub fn process_is(pid: i32, start_time: u64) -> bool {
 
 /// The process state letter and starttime (field 22) from /proc/<pid>/stat.
 pub fn read_proc_stat(pid: i32) -> Option<(char, u64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::procfs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // comm may hold spaces and parentheses: fields resume after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let mut fields = rest.split_ascii_whitespace();

@@ -10,9 +10,13 @@ use std::os::unix::net::UnixStream;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Message {
-    /// parent → init: the uid/gid maps are written and the init is in its
-    /// cgroup; carries the state JSON that the init's hooks get on stdin.
+    /// parent → init: the uid/gid maps are written (the init may become
+    /// root of its user namespace and set up its mounts); carries the state
+    /// JSON that the init's hooks get on stdin.
     Go(String),
+    /// parent → init: the init is in its cgroup (sent after Go, while the
+    /// init works on its rootfs).
+    Joined,
     /// init → parent: the rootfs is prepared; run prestart and createRuntime hooks.
     RunHooks,
     /// parent → init: those hooks succeeded.
@@ -58,6 +62,7 @@ impl Channel {
                 buf.push(b'G');
                 buf.extend_from_slice(state.as_bytes());
             }
+            Message::Joined => buf.push(b'C'),
             Message::RunHooks => buf.push(b'H'),
             Message::HooksDone => buf.push(b'D'),
             Message::Ready => buf.push(b'R'),
@@ -87,6 +92,7 @@ impl Channel {
         }
         Ok(Some(match buf[0] {
             b'G' => Message::Go(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+            b'C' => Message::Joined,
             b'H' => Message::RunHooks,
             b'D' => Message::HooksDone,
             b'R' => Message::Ready,
@@ -115,6 +121,7 @@ mod tests {
         let (mut a, mut b) = pair().unwrap();
         for m in [
             Message::Go("{}".into()),
+            Message::Joined,
             Message::RunHooks,
             Message::HooksDone,
             Message::Ready,

@@ -9,7 +9,7 @@
 //! when the config asks for one.
 
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -111,9 +111,9 @@ fn make_cpuset_dirs(mount: &Path, path: &Path) -> Result<()> {
             Err(e) => return Err(e).with_context(|| format!("create cgroup {}", dir.display())),
         }
         for file in ["cpuset.cpus", "cpuset.mems"] {
-            let current = fs::read_to_string(dir.join(file)).unwrap_or_default();
+            let current = crate::procfs::read_to_string(dir.join(file)).unwrap_or_default();
             if current.trim().is_empty() {
-                let inherited = fs::read_to_string(parent.join(file))
+                let inherited = crate::procfs::read_to_string(parent.join(file))
                     .with_context(|| format!("read {}", parent.join(file).display()))?;
                 fs::write(dir.join(file), inherited.trim())
                     .with_context(|| format!("write {}", dir.join(file).display()))?;
@@ -145,16 +145,26 @@ pub fn apply_devices(
         .flatten()
         .cloned()
         .chain(default_rules());
+    // The kernel takes one rule per write(2): each file is opened once and
+    // written once per rule, in the config's order.
+    let (mut allow, mut deny) = (None, None);
     for rule in rules {
-        let file = if rule.allow() {
-            "devices.allow"
+        let (slot, name) = if rule.allow() {
+            (&mut allow, "devices.allow")
         } else {
-            "devices.deny"
+            (&mut deny, "devices.deny")
         };
-        fs::write(dir.join(file), rule.to_string()).map_err(|e| {
+        let write_rule = |slot: &mut Option<fs::File>| -> std::io::Result<()> {
+            if slot.is_none() {
+                *slot = Some(fs::OpenOptions::new().write(true).open(dir.join(name))?);
+            }
+            let file = slot.as_mut().expect("opened above");
+            file.write_all(rule.to_string().as_bytes())
+        };
+        write_rule(slot).map_err(|e| {
             anyhow!(
                 "linux.resources.devices: write {rule} to {}: {e}",
-                dir.join(file).display()
+                dir.join(name).display()
             )
         })?;
     }
@@ -213,6 +223,13 @@ pub fn remove(hierarchies: &[Hierarchy], path: &Path) -> Result<()> {
 }
 
 pub fn remove_tree(dir: &Path) -> Result<()> {
+    // The common case: the container's processes are gone and it made no
+    // child cgroups, so one rmdir does it. Otherwise (EBUSY) empty it first.
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),

@@ -18,8 +18,8 @@ pub struct MountInfo {
 }
 
 pub fn read_mountinfo() -> Result<Vec<MountInfo>> {
-    let text =
-        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let text = crate::procfs::read_to_string("/proc/self/mountinfo")
+        .context("reading /proc/self/mountinfo")?;
     Ok(parse_mountinfo(&text))
 }
 
@@ -81,7 +81,8 @@ pub struct CgroupMembership {
 }
 
 pub fn read_own_cgroups() -> Result<Vec<CgroupMembership>> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+    let text =
+        crate::procfs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
     Ok(parse_cgroups(&text))
 }
 
