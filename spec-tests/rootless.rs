@@ -136,6 +136,11 @@ fn rootless_lifecycle_as_the_user() {
         "a rootless container without resources gets no cgroup of its own"
     );
 
+    if is_berth() {
+        // berth-only (runc re-execs its init, whose /proc the user owns):
+        // berth's waiting init can only be entered by the host's root.
+        rt(&["exec", &id, "true"]).fails_with(&["rootless", "started"]);
+    }
     rt(&["start", &id]).ok();
     let state: Value = serde_json::from_str(&rt(&["state", &id]).ok().stdout).unwrap();
     assert_eq!(state["status"], "running", "{state}");
@@ -185,6 +190,57 @@ fn rootless_lifecycle_as_the_user() {
     assert!(!state_dir.exists(), "state dir left after delete");
     rt(&["state", &id]).fails_with(berth_words(&["does not exist"]));
     fx.assert_no_residue();
+}
+
+// runtime.md "delete" and runc's `kill --all`: without a cgroup of its own
+// the container's processes are still all found (its pid namespace), so
+// `kill --all` reaches an exec'd process and `delete --force` leaves nothing.
+#[test]
+fn rootless_kill_all_and_force_delete() {
+    berth_only!("runc 1.1's kill --all reads the cgroup a rootless container lacks");
+    let fx = Fixture::new();
+    let (mut bundle, xdg) = rootless_bundle(&fx);
+    bundle.set_args(&["sleep", "60"]);
+    bundle.save();
+    let id = fx.id("rl");
+    let b = bundle.dir.to_str().unwrap().to_string();
+    let rt = |args: &[&str]| as_user(&fx, &xdg, args).run();
+    rt(&["run", "--detach", "--bundle", &b, &id]).ok();
+    rt(&["exec", "--detach", &id, "sleep", "61"]).ok();
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || fx
+            .marked_processes()
+            .len()
+            == 2),
+        "init and exec'd process: {:?}",
+        fx.marked_processes()
+    );
+    rt(&["kill", "--all", &id, "KILL"]).ok();
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || fx
+            .marked_processes()
+            .is_empty()),
+        "kill --all left {:?}",
+        fx.marked_processes()
+    );
+    rt(&["delete", "--force", &id]).ok();
+    assert_no_state_in(&xdg, &id);
+    fx.assert_no_residue();
+
+    // delete --force of a running one, with an exec'd process in it.
+    let id = fx.id("rl");
+    rt(&["run", "--detach", "--bundle", &b, &id]).ok();
+    rt(&["exec", "--detach", &id, "sleep", "61"]).ok();
+    rt(&["delete", "--force", &id]).ok();
+    assert_no_state_in(&xdg, &id);
+    fx.assert_no_residue();
+}
+
+fn assert_no_state_in(xdg: &Path, id: &str) {
+    for name in ["berth", "runc"] {
+        let dir = xdg.join(name).join(id);
+        assert!(!dir.exists(), "state dir left: {}", dir.display());
+    }
 }
 
 // runc's rootless check ("rootless container requires user namespaces"): an

@@ -317,8 +317,18 @@ fn open_namespaces(init_pid: i32) -> Result<Vec<(File, libc::c_int)>> {
     let mut out = Vec::new();
     for (name, flag) in NAMESPACES {
         let theirs = format!("/proc/{init_pid}/ns/{name}");
-        let Ok(their_meta) = std::fs::metadata(&theirs) else {
-            continue; // a kernel without this namespace type
+        let their_meta = match std::fs::metadata(&theirs) {
+            Ok(m) => m,
+            // A kernel without this namespace type.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // Rootless: until it execs the user's program, the init is not
+            // dumpable and its memory still belongs to the host's user
+            // namespace, so only the host's root may open its namespaces.
+            Err(e) if !nix::unistd::geteuid().is_root() => bail!(
+                "open {theirs}: {e}: a rootless container's init can be entered only once \
+                 it is started"
+            ),
+            Err(e) => bail!("open {theirs}: {e}"),
         };
         if let Ok(ours) = std::fs::metadata(format!("/proc/self/ns/{name}")) {
             if ours.ino() == their_meta.ino() && ours.dev() == their_meta.dev() {
