@@ -25,5 +25,6 @@ mod namespaces;
 mod process;
 mod process_fields;
 mod process_model;
+mod rootless;
 mod seccomp;
 mod username;

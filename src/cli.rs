@@ -15,9 +15,10 @@ use std::path::PathBuf;
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Root directory for storage of container state
-    #[arg(long, global = true, default_value = "/run/berth")]
-    pub root: PathBuf,
+    /// Root directory for storage of container state (default: /run/berth, or
+    /// $XDG_RUNTIME_DIR/berth for a non-root user)
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Log file for berth's own messages (errors are also written to stderr)
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -30,7 +31,7 @@ pub struct Cli {
     /// Use systemd to manage cgroups (cgroupsPath is slice:prefix:name)
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto
+    /// Rootless mode: true, false or auto (default auto: rootless when not root)
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// Path to the criu binary (for checkpoint and restore)
@@ -521,14 +522,14 @@ mod tests {
     #[test]
     fn global_flags_anywhere() {
         let cli = parse(&["berth", "--root", "/r", "kill", "--all", "c1", "9"]);
-        assert_eq!(cli.root, PathBuf::from("/r"));
+        assert_eq!(cli.root, Some(PathBuf::from("/r")));
         let Some(Command::Kill(k)) = cli.command else {
             panic!("not kill")
         };
         assert!(k.all);
         assert_eq!(k.signal.as_deref(), Some("9"));
         let cli = parse(&["berth", "state", "c1", "--root=/x"]);
-        assert_eq!(cli.root, PathBuf::from("/x"));
+        assert_eq!(cli.root, Some(PathBuf::from("/x")));
     }
 
     #[test]
@@ -560,7 +561,7 @@ mod tests {
         let Some(Command::Exec(e)) = cli.command else {
             panic!("not exec")
         };
-        assert_eq!(cli.root, PathBuf::from("/r"));
+        assert_eq!(cli.root, Some(PathBuf::from("/r")));
         assert_eq!(e.cwd, Some(PathBuf::from("/w")));
         assert_eq!(e.args, ["find", "/", "-user", "0"]);
     }

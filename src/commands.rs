@@ -77,6 +77,7 @@ pub fn pause(root: &Root, id: &str) -> Result<()> {
     if status != Status::Running {
         bail!("cannot pause container {id:?}: it is {status}, not running");
     }
+    need_cgroup(&container.saved, "pause")?;
     cgroups::set_frozen(&container.saved.cgroup_path, id, true)
 }
 
@@ -87,7 +88,33 @@ pub fn resume(root: &Root, id: &str) -> Result<()> {
     if status != Status::Paused {
         bail!("cannot resume container {id:?}: it is {status}, not paused");
     }
+    need_cgroup(&container.saved, "resume")?;
     cgroups::set_frozen(&container.saved.cgroup_path, id, false)
+}
+
+/// A rootless container may run without a cgroup of its own (rootless.rs):
+/// what needs one fails with a clear error, as runc's does.
+pub fn need_cgroup(saved: &Saved, what: &str) -> Result<()> {
+    if saved.no_cgroup {
+        bail!(
+            "cannot {what} container {:?}: it has no cgroup (rootless, without a writable \
+             cgroup)",
+            saved.id
+        );
+    }
+    Ok(())
+}
+
+/// Host pids of the container: its cgroup's, or for a rootless container
+/// without one, the init's pid namespace or descendants.
+pub fn container_pids(saved: &Saved) -> Result<Vec<i32>> {
+    if saved.no_cgroup {
+        return Ok(crate::rootless::pids_without_cgroup(
+            saved.pid,
+            saved.own_pid_ns,
+        ));
+    }
+    cgroups::pids(&saved.cgroup_path, &saved.id)
 }
 
 /// `kill ID [SIGNAL] [--all]`.
@@ -100,7 +127,7 @@ pub fn kill_cmd(root: &Root, args: &KillArgs) -> Result<()> {
     }
     let saved = &container.saved;
     if args.all {
-        for pid in cgroups::pids(&saved.cgroup_path, &saved.id)? {
+        for pid in container_pids(saved)? {
             let _ = send_signal(pid, sig);
         }
         Ok::<(), anyhow::Error>(())
@@ -110,7 +137,7 @@ pub fn kill_cmd(root: &Root, args: &KillArgs) -> Result<()> {
     }?;
     // A frozen process acts on SIGKILL only once thawed (cgroup v1): a
     // paused container must still be killable, so let it go.
-    if status == Status::Paused && sig == libc::SIGKILL {
+    if status == Status::Paused && sig == libc::SIGKILL && !saved.no_cgroup {
         cgroups::thaw(&saved.cgroup_path, &saved.id);
     }
     Ok(())
@@ -173,7 +200,7 @@ pub fn delete(root: &Root, args: &DeleteArgs) -> Result<()> {
 fn kill_and_wait(saved: &Saved) -> Result<()> {
     let _ = kill(Pid::from_raw(saved.pid), Signal::SIGKILL);
     if !saved.own_pid_ns {
-        for pid in cgroups::pids(&saved.cgroup_path, &saved.id).unwrap_or_default() {
+        for pid in container_pids(saved).unwrap_or_default() {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
@@ -200,7 +227,9 @@ fn wait_gone(saved: &Saved, timeout: Duration) -> bool {
 /// runtime.md "Lifecycle" 12-13: undo create (cgroup, state), then poststop
 /// hooks, whose failure is only a warning.
 fn destroy(saved: &Saved, dir: &std::path::Path) {
-    if let Err(e) = cgroups::remove(&saved.cgroup_path, &saved.id) {
+    if saved.no_cgroup {
+        // Nothing to remove.
+    } else if let Err(e) = cgroups::remove(&saved.cgroup_path, &saved.id) {
         logging::warn(&format!("{e:#}"));
     }
     let st = state::oci_state(dir, saved);
@@ -217,12 +246,13 @@ fn destroy(saved: &Saved, dir: &std::path::Path) {
 
 /// `run ID`: create + start, then (unless --detach) wait for the container
 /// and return its exit status as berth's (128+N when killed by signal N).
-pub fn run(root: &Root, args: &RunArgs, systemd_cgroup: bool) -> Result<i32> {
+pub fn run(root: &Root, args: &RunArgs, systemd_cgroup: bool, rootless: bool) -> Result<i32> {
     let req = Request {
         root,
         id: &args.id,
         opts: &args.opts,
         systemd_cgroup,
+        rootless,
         foreground: !args.detach,
     };
     let created = create::create(&req)?;
@@ -346,12 +376,34 @@ pub(crate) fn forward_signals_until_exit(pid: i32) -> Result<i32> {
     }
 }
 
+/// The user owning a container's state dir, as runc's `list` shows it: the
+/// name from the host's /etc/passwd (read directly, never through NSS), else
+/// `#UID`.
+fn owner_of(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
+        return String::new();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
+}
+
 /// `list`: runc's table, or a JSON array of state objects.
 pub fn list(root: &Root, args: &ListArgs) -> Result<()> {
     let mut states = Vec::new();
     for id in root.ids()? {
         if let Ok(saved) = root.peek(&id) {
-            states.push(state::oci_state(&root.container_dir(&id), &saved));
+            let dir = root.container_dir(&id);
+            let mut st = state::oci_state(&dir, &saved);
+            st.owner = owner_of(&dir);
+            states.push(st);
         }
     }
     let mut out = std::io::stdout().lock();

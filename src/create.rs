@@ -16,7 +16,7 @@ use crate::bundle::{self, Bundle};
 use crate::cli::CreateOpts;
 use crate::state::{LockedDir, OciState, Root, Saved, Status, START_SOCKET};
 use crate::sync::{self, Channel, Message};
-use crate::{cgroups, console, hooks, init, logging, namespaces, rootfs, seccomp};
+use crate::{cgroups, console, hooks, init, logging, namespaces, rootfs, rootless, seccomp};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
@@ -42,6 +42,8 @@ pub struct Request<'a> {
     pub id: &'a str,
     pub opts: &'a CreateOpts,
     pub systemd_cgroup: bool,
+    /// `--rootless` (resolved): see rootless.rs.
+    pub rootless: bool,
     pub foreground: bool,
 }
 
@@ -58,6 +60,7 @@ pub fn create(req: &Request) -> Result<Created> {
     let warmup = cgroups::AttachWarmup::start();
     let bundle = bundle::load(&req.opts.bundle)?;
     let plan = namespaces::plan(&bundle.spec)?;
+    rootless::check_config(&bundle.spec, &plan)?;
     // Compiled before anything exists, so a bad profile leaves nothing
     // behind; the init loads this context from its copy of our memory.
     let seccomp_profile = bundle
@@ -68,6 +71,11 @@ pub fn create(req: &Request) -> Result<Created> {
     let filter = seccomp_profile.map(seccomp::compile).transpose()?;
     let console = console_for(&bundle, req)?;
     let cgroup_path = cgroups::path_for(&bundle.spec, req.id, req.systemd_cgroup)?;
+    // None: a rootless container without a writable cgroup runs in ours.
+    let cgroup_path = match req.rootless {
+        true if !rootless::use_cgroup(&bundle.spec, &cgroup_path)? => None,
+        _ => Some(cgroup_path),
+    };
     let dir = req.root.create_container_dir(req.id)?;
 
     let mut setup = Setup {
@@ -159,7 +167,7 @@ fn create_in(
     plan: &namespaces::Plan,
     filter: Option<&seccomp::Filter>,
     console: Console,
-    cgroup_path: PathBuf,
+    cgroup_path: Option<PathBuf>,
     setup: &mut Setup,
 ) -> Result<Created> {
     let dir_path = setup.dir.as_ref().expect("dir").path.clone();
@@ -223,7 +231,9 @@ fn create_in(
     drop(idmap_userns);
     let mut chan = parent_end;
 
-    if plan.new_user {
+    if rootless::unprivileged_maps(plan) {
+        rootless::write_id_maps(&bundle.spec, pid)?;
+    } else if plan.new_user {
         write_id_maps(&bundle.spec, pid)?;
     }
     state.pid = pid;
@@ -232,8 +242,10 @@ fn create_in(
     // other core; it waits for `Joined` before anything that depends on its
     // cgroup (the cgroup namespace, cgroup mounts, the hooks).
     chan.send(&Message::Go(state_json.clone()))?;
-    setup.cgroup = Some(cgroup_path.clone());
-    cgroups::enter(&bundle.spec, &cgroup_path, req.id, pid)?;
+    if let Some(cgroup_path) = &cgroup_path {
+        setup.cgroup = Some(cgroup_path.clone());
+        cgroups::enter(&bundle.spec, cgroup_path, req.id, pid)?;
+    }
     if let Err(e) = chan.send(&Message::Joined) {
         // The init gave up on its mounts meanwhile: its reason is queued.
         return Err(match chan.recv() {
@@ -281,7 +293,8 @@ fn create_in(
         rootfs: bundle.rootfs.clone(),
         created: state.created.clone(),
         annotations: state.annotations.clone(),
-        cgroup_path,
+        no_cgroup: cgroup_path.is_none(),
+        cgroup_path: cgroup_path.unwrap_or_default(),
         systemd_cgroup: req.systemd_cgroup,
         own_pid_ns: plan.has_pid_ns(),
         poststart: hooks
@@ -431,7 +444,11 @@ fn spawn_init(
 ) -> Result<i32> {
     // Not dumpable from before the clone until the user's program is exec'd:
     // no one in the container can ptrace the init or open its /proc files.
-    nix::sys::prctl::set_dumpable(false).map_err(|e| anyhow!("PR_SET_DUMPABLE: {e}"))?;
+    // Rootless, the init turns it off itself once its id maps are written
+    // (an unprivileged parent can't write the maps of a non-dumpable child).
+    if !rootless::unprivileged_maps(plan) {
+        nix::sys::prctl::set_dumpable(false).map_err(|e| anyhow!("PR_SET_DUMPABLE: {e}"))?;
+    }
     let flags = plan.clone_flags.bits() as u64;
     let needs_intermediate = plan.new_time
         || plan.join_of(LinuxNamespaceType::User).is_some()

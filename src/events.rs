@@ -32,6 +32,7 @@ fn stream(root: &Root, args: &EventsArgs) -> Result<()> {
         bail!("--interval must be greater than zero");
     }
     let saved = root.peek(&args.id)?;
+    crate::commands::need_cgroup(&saved, "read events of")?;
     let dir = root.container_dir(&args.id);
     let alive = || state::status_of(&dir, &saved) != Status::Stopped;
     if !alive() {

@@ -103,7 +103,7 @@ pub fn exec(root: &Root, args: &ExecArgs) -> Result<i32> {
     let (mut error_rd, error_wr) = UnixStream::pair().context("socketpair")?;
     let setup = Setup {
         init_pid: saved.pid,
-        cgroup: &saved.cgroup_path,
+        cgroup: (!saved.no_cgroup).then_some(saved.cgroup_path.as_path()),
         id: &saved.id,
         ns: &ns,
         process: &process,
@@ -317,8 +317,18 @@ fn open_namespaces(init_pid: i32) -> Result<Vec<(File, libc::c_int)>> {
     let mut out = Vec::new();
     for (name, flag) in NAMESPACES {
         let theirs = format!("/proc/{init_pid}/ns/{name}");
-        let Ok(their_meta) = std::fs::metadata(&theirs) else {
-            continue; // a kernel without this namespace type
+        let their_meta = match std::fs::metadata(&theirs) {
+            Ok(m) => m,
+            // A kernel without this namespace type.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // Rootless: until it execs the user's program, the init is not
+            // dumpable and its memory still belongs to the host's user
+            // namespace, so only the host's root may open its namespaces.
+            Err(e) if !nix::unistd::geteuid().is_root() => bail!(
+                "open {theirs}: {e}: a rootless container's init can be entered only once \
+                 it is started"
+            ),
+            Err(e) => bail!("open {theirs}: {e}"),
         };
         if let Ok(ours) = std::fs::metadata(format!("/proc/self/ns/{name}")) {
             if ours.ino() == their_meta.ino() && ours.dev() == their_meta.dev() {
@@ -333,7 +343,8 @@ fn open_namespaces(init_pid: i32) -> Result<Vec<(File, libc::c_int)>> {
 
 struct Setup<'a> {
     init_pid: i32,
-    cgroup: &'a Path,
+    /// None for a rootless container without a cgroup of its own.
+    cgroup: Option<&'a Path>,
     id: &'a str,
     ns: &'a [(File, libc::c_int)],
     process: &'a Process,
@@ -361,7 +372,9 @@ fn join_and_spawn(s: &Setup) -> Result<i32> {
     keep.extend(s.ns.iter().map(|(f, _)| f.as_raw_fd()));
     process::close_fds_except(s.preserve_fds, &mut keep);
     let me = std::process::id() as i32;
-    cgroups::join(s.cgroup, s.id, me)?;
+    if let Some(cgroup) = s.cgroup {
+        cgroups::join(cgroup, s.id, me)?;
+    }
     for (fd, flag) in s.ns {
         nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::from_bits_retain(*flag)).map_err(
             |e| {

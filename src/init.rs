@@ -76,6 +76,9 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
         None => bail!("berth create exited"),
     };
     let state: OciState = serde_json::from_str(&state_json)?;
+    // A rootless create left us dumpable so that it could write our id maps
+    // (done now): from here on, as in the root case, no one may ptrace us.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| anyhow!("PR_SET_DUMPABLE: {e}"))?;
 
     if ctx.plan.new_user {
         // Become root of the new user namespace (the maps are written now).

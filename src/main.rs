@@ -19,6 +19,7 @@ mod process_attrs;
 mod procfs;
 mod ps;
 mod rootfs;
+mod rootless;
 mod seccomp;
 mod signals;
 mod spec_default;
@@ -73,11 +74,22 @@ fn print_version() {
 }
 
 fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
-    let root = state::Root::new(&cli.root);
     let Some(command) = &cli.command else {
         anyhow::bail!("no command given: see berth --help");
     };
-    logging::debug(&format!("{} {:?}", command.name(), cli.root));
+    let rootless = rootless::enabled(cli.rootless.as_deref())?;
+    let root_dir = match &cli.root {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = rootless::default_root();
+            if !matches!(command, Command::Spec(_) | Command::Features) {
+                rootless::prepare_default_root(&dir)?;
+            }
+            dir
+        }
+    };
+    let root = state::Root::new(&root_dir);
+    logging::debug(&format!("{} {root_dir:?}", command.name()));
     match command {
         Command::Create(a) => {
             let req = create::Request {
@@ -85,6 +97,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 id: &a.id,
                 opts: &a.opts,
                 systemd_cgroup: cli.systemd_cgroup,
+                rootless,
                 foreground: false,
             };
             create::create(&req)?;
@@ -93,7 +106,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::State(a) => commands::state(&root, &a.id)?,
         Command::Kill(a) => commands::kill_cmd(&root, a)?,
         Command::Delete(a) => commands::delete(&root, a)?,
-        Command::Run(a) => return commands::run(&root, a, cli.systemd_cgroup),
+        Command::Run(a) => return commands::run(&root, a, cli.systemd_cgroup, rootless),
         Command::List(a) => commands::list(&root, a)?,
         Command::Spec(a) => {
             spec_default::write_spec(&a.bundle, cli.rootless.as_deref() == Some("true"))?

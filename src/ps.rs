@@ -4,7 +4,6 @@
 //! runs the host's ps(1) (default `-ef`) and keeps the header and the rows of
 //! those pids. Without a ps binary, a minimal table is built from /proc.
 
-use crate::cgroups;
 use crate::cli::PsArgs;
 use crate::state::Root;
 use anyhow::{bail, Context, Result};
@@ -12,7 +11,7 @@ use std::io::Write;
 
 pub fn ps(root: &Root, args: &PsArgs) -> Result<()> {
     let saved = root.peek(&args.id)?;
-    let pids = cgroups::pids(&saved.cgroup_path, &saved.id)?;
+    let pids = crate::commands::container_pids(&saved)?;
     let mut out = std::io::stdout().lock();
     match args.format.as_str() {
         "json" => writeln!(out, "{}", serde_json::to_string(&pids)?)?,

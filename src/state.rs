@@ -79,6 +79,10 @@ pub struct Saved {
     pub annotations: HashMap<String, String>,
     /// The cgroup as given to libcgroups (cgroupsPath or the default).
     pub cgroup_path: PathBuf,
+    /// A rootless container without a writable cgroup has none of its own
+    /// (rootless.rs): nothing to join, freeze or remove.
+    #[serde(default)]
+    pub no_cgroup: bool,
     #[serde(default)]
     pub systemd_cgroup: bool,
     /// Whether the container has a pid namespace of its own: if not, killing
@@ -257,7 +261,7 @@ pub fn status_of(dir: &Path, saved: &Saved) -> Status {
     if dir.join(START_SOCKET).exists() {
         return Status::Created;
     }
-    if crate::cgroups::is_frozen(&saved.cgroup_path) {
+    if !saved.no_cgroup && crate::cgroups::is_frozen(&saved.cgroup_path) {
         return Status::Paused;
     }
     Status::Running

@@ -24,6 +24,7 @@ pub fn update(root: &Root, args: &UpdateArgs) -> Result<()> {
             args.id
         );
     }
+    crate::commands::need_cgroup(&container.saved, "update")?;
     cgroups::update(&container.saved.cgroup_path, &args.id, &resources)
 }
 
