@@ -682,6 +682,58 @@ mod tests {
     }
 
     #[test]
+    fn containerd_restore_and_checkpoint_argv() {
+        // go-runc's RestoreOpts (runc-cli-contract.md quirks 1 and 2).
+        let cli = parse(&[
+            "berth",
+            "restore",
+            "--image-path",
+            "/i",
+            "--work-path",
+            "/w",
+            "--parent-path",
+            "../p",
+            "--detach",
+            "--pid-file",
+            "/pid",
+            "-no-subreaper",
+            "--no-pivot",
+            "--bundle",
+            "/b",
+            "c1",
+        ]);
+        let Some(Command::Restore(r)) = cli.command else {
+            panic!("not restore")
+        };
+        assert_eq!(r.id, "c1");
+        assert!(r.detach && r.no_subreaper && r.no_pivot);
+        assert_eq!(r.criu.image_path, Some(PathBuf::from("/i")));
+        assert_eq!(r.criu.parent_path, Some(PathBuf::from("../p")));
+        assert_eq!(r.bundle, PathBuf::from("/b"));
+        let cli = parse(&[
+            "berth",
+            "checkpoint",
+            "--image-path",
+            "/i",
+            "--empty-ns",
+            "network",
+            "--status-fd",
+            "3",
+            "--leave-running",
+            "--manage-cgroups-mode",
+            "soft",
+            "c1",
+        ]);
+        let Some(Command::Checkpoint(c)) = cli.command else {
+            panic!("not checkpoint")
+        };
+        assert!(c.leave_running && !c.pre_dump);
+        assert_eq!(c.criu.empty_ns, ["network"]);
+        assert_eq!(c.criu.status_fd, 3);
+        assert_eq!(c.criu.manage_cgroups_mode.as_deref(), Some("soft"));
+    }
+
+    #[test]
     fn rootless_takes_a_value_only_when_one_follows() {
         let cli = parse(&["berth", "--rootless", "spec"]);
         assert_eq!(cli.rootless.as_deref(), Some("true"));
