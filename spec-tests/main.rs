@@ -13,6 +13,7 @@ mod harness;
 
 mod capabilities;
 mod cgroups;
+mod checkpoint;
 mod clients;
 mod commands;
 mod devices;

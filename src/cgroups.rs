@@ -337,3 +337,20 @@ fn own_cgroup_procs_file() -> Option<std::ffi::CString> {
     }
     std::ffi::CString::new(v1?.into_os_string().into_encoded_bytes()).ok()
 }
+
+/// The directory whose freezer CRIU uses to stop the container's tasks
+/// (`criu dump --freeze-cgroup`): the v1 freezer hierarchy's, else the
+/// unified one's.
+pub fn freezer_dir(path: &Path) -> PathBuf {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let v1 = Path::new(CGROUP_ROOT).join("freezer").join(rel);
+    if v1.join("freezer.state").exists() {
+        return v1;
+    }
+    Path::new(CGROUP_ROOT).join(rel)
+}
+
+/// Is /sys/fs/cgroup the unified hierarchy (no v1 controllers)?
+pub fn is_pure_v2() -> bool {
+    matches!(layout(), Layout::PureV2)
+}

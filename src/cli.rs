@@ -77,10 +77,10 @@ pub enum Command {
     Update(UpdateArgs),
     /// Print what this runtime supports (features.json)
     Features,
-    /// Checkpoint a running container with CRIU (not implemented yet)
-    Checkpoint(PassThrough),
-    /// Restore a container from a CRIU checkpoint (not implemented yet)
-    Restore(PassThrough),
+    /// Checkpoint a running container with CRIU
+    Checkpoint(CheckpointArgs),
+    /// Restore a container from a CRIU checkpoint
+    Restore(RestoreArgs),
 }
 
 impl Command {
@@ -318,13 +318,102 @@ pub struct UpdateArgs {
     pub blkio_weight: Option<u16>,
 }
 
-/// Commands that exist in runc's contract but not yet in berth: they accept
-/// anything so that the error says which command is missing rather than
-/// complaining about a flag.
+/// The CRIU options `checkpoint` and `restore` share. go-runc builds restore's
+/// argv from the same options as checkpoint's (runc-cli-contract.md quirk 2),
+/// so restore accepts all of them too.
+#[derive(Args, Debug, Clone)]
+pub struct CriuOpts {
+    /// Directory of the CRIU image files (default: ./checkpoint)
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// Directory for CRIU's work files and log (default: the image directory)
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// Previous (pre-dump) images, relative to the image directory
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    /// Allow open TCP connections
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Use userfaultfd to restore memory pages lazily
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+    /// Handle file locks
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// cgroups mode: soft (default), full, strict or ignore
+    #[arg(long = "manage-cgroups-mode")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Create a namespace but don't restore its properties (network)
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate memory images automatically
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// ADDRESS:PORT of a CRIU page server
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+    /// CRIU writes \0 to this fd once lazy pages are ready
+    #[arg(long = "status-fd", default_value_t = -1, allow_hyphen_values = true)]
+    pub status_fd: i32,
+}
+
+/// `checkpoint`: runc's flags (`runc checkpoint --help`).
 #[derive(Args, Debug)]
-pub struct PassThrough {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+pub struct CheckpointArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub criu: CriuOpts,
+    /// Leave the container running after the checkpoint
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// Dump the memory only (for a later --parent-path), leaving it running
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+}
+
+/// `restore`: runc's flags (`runc restore --help`).
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub criu: CriuOpts,
+    /// Path to the bundle (default: the current directory)
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Return once the container is restored
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the restored init's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// AF_UNIX socket for the pty master (terminal containers: refused)
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted and ignored, like runc's (containerd always passes it)
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    /// Do not use pivot_root (CRIU restores the mount namespace itself)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// LSM profile TYPE:NAME (berth has no LSM support: refused)
+    #[arg(long = "lsm-profile")]
+    pub lsm_profile: Option<String>,
+    /// LSM mount context (berth has no LSM support: refused)
+    #[arg(long = "lsm-mount-context")]
+    pub lsm_mount_context: Option<String>,
+    /// Accepted like checkpoint's (quirk 2); meaningless for restore
+    #[arg(long = "leave-running", hide = true)]
+    pub leave_running: bool,
+    /// Accepted like checkpoint's (quirk 2); meaningless for restore
+    #[arg(long = "pre-dump", hide = true)]
+    pub pre_dump: bool,
 }
 
 /// Long flags that Go clients may spell with one dash (urfave/cli accepts
@@ -378,6 +467,23 @@ const LONG_FLAGS: &[&str] = &[
     "blkio-weight",
     "stats",
     "interval",
+    "image-path",
+    "work-path",
+    "parent-path",
+    "leave-running",
+    "tcp-established",
+    "ext-unix-sk",
+    "shell-job",
+    "lazy-pages",
+    "status-fd",
+    "page-server",
+    "file-locks",
+    "pre-dump",
+    "manage-cgroups-mode",
+    "empty-ns",
+    "auto-dedup",
+    "lsm-profile",
+    "lsm-mount-context",
 ];
 
 /// Rewrites `-flag`/`-flag=v` to `--flag`/`--flag=v` for known long flags,
@@ -574,6 +680,58 @@ mod tests {
                 .map(|s| s.to_string()),
         );
         assert_eq!(argv, vec!["berth", "--no-subreaper", "-p", "--root=/r"]);
+    }
+
+    #[test]
+    fn containerd_restore_and_checkpoint_argv() {
+        // go-runc's RestoreOpts (runc-cli-contract.md quirks 1 and 2).
+        let cli = parse(&[
+            "berth",
+            "restore",
+            "--image-path",
+            "/i",
+            "--work-path",
+            "/w",
+            "--parent-path",
+            "../p",
+            "--detach",
+            "--pid-file",
+            "/pid",
+            "-no-subreaper",
+            "--no-pivot",
+            "--bundle",
+            "/b",
+            "c1",
+        ]);
+        let Some(Command::Restore(r)) = cli.command else {
+            panic!("not restore")
+        };
+        assert_eq!(r.id, "c1");
+        assert!(r.detach && r.no_subreaper && r.no_pivot);
+        assert_eq!(r.criu.image_path, Some(PathBuf::from("/i")));
+        assert_eq!(r.criu.parent_path, Some(PathBuf::from("../p")));
+        assert_eq!(r.bundle, PathBuf::from("/b"));
+        let cli = parse(&[
+            "berth",
+            "checkpoint",
+            "--image-path",
+            "/i",
+            "--empty-ns",
+            "network",
+            "--status-fd",
+            "3",
+            "--leave-running",
+            "--manage-cgroups-mode",
+            "soft",
+            "c1",
+        ]);
+        let Some(Command::Checkpoint(c)) = cli.command else {
+            panic!("not checkpoint")
+        };
+        assert!(c.leave_running && !c.pre_dump);
+        assert_eq!(c.criu.empty_ns, ["network"]);
+        assert_eq!(c.criu.status_fd, 3);
+        assert_eq!(c.criu.manage_cgroups_mode.as_deref(), Some("soft"));
     }
 
     #[test]

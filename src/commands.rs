@@ -211,7 +211,7 @@ fn kill_and_wait(saved: &Saved) -> Result<()> {
 }
 
 /// Waits until the init is gone (or a zombie, which its parent will reap).
-fn wait_gone(saved: &Saved, timeout: Duration) -> bool {
+pub(crate) fn wait_gone(saved: &Saved, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_micros(200);
     while state::process_is(saved.pid, saved.pid_start_time) {
@@ -226,7 +226,7 @@ fn wait_gone(saved: &Saved, timeout: Duration) -> bool {
 
 /// runtime.md "Lifecycle" 12-13: undo create (cgroup, state), then poststop
 /// hooks, whose failure is only a warning.
-fn destroy(saved: &Saved, dir: &std::path::Path) {
+pub(crate) fn destroy(saved: &Saved, dir: &std::path::Path) {
     if saved.no_cgroup {
         // Nothing to remove.
     } else if let Err(e) = cgroups::remove(&saved.cgroup_path, &saved.id) {

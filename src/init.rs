@@ -51,6 +51,10 @@ pub fn run(ctx: Context, mut chan: Channel) -> ! {
     keep.extend(ctx.plan.joins.iter().map(|j| j.fd.as_raw_fd()));
     keep.extend(ctx.idmap_userns.iter().flatten().map(|f| f.as_raw_fd()));
     process::close_fds_except(3 + ctx.preserve_fds, &mut keep);
+    // A session of its own, always (runc's init does the same): the container
+    // must not share berth's caller's session or process group, and CRIU
+    // refuses to dump a tree whose session leader is outside its pid namespace.
+    let _ = nix::unistd::setsid();
     let code = match set_up(&ctx, &mut chan) {
         Ok((state, path)) => {
             drop(chan);

@@ -2,6 +2,7 @@
 
 mod bundle;
 mod cgroups;
+mod checkpoint;
 mod cli;
 mod commands;
 mod console;
@@ -118,7 +119,10 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Features => features::print()?,
         Command::Events(a) => events::events(&root, a)?,
         Command::Update(a) => update::update(&root, a)?,
-        other => anyhow::bail!("berth {} is not implemented yet", other.name()),
+        Command::Checkpoint(a) => checkpoint::checkpoint(&root, cli.criu.as_deref(), a)?,
+        Command::Restore(a) => {
+            return checkpoint::restore(&root, cli.criu.as_deref(), a, cli.systemd_cgroup)
+        }
     }
     Ok(0)
 }
