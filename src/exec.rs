@@ -207,9 +207,15 @@ fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
     if let Some(path) = &args.process {
         let text =
             std::fs::read(path).with_context(|| format!("read --process {}", path.display()))?;
-        let de = &mut serde_json::Deserializer::from_slice(&text);
-        let p: Process = serde_path_to_error::deserialize(de)
-            .map_err(|e| anyhow!("--process {}: {e}", path.display()))?;
+        let p: Process = serde_json::from_slice(&text).map_err(|e| {
+            // Parse again, only on failure, to name the field that is wrong
+            // (the path-tracking deserializer is more code to page in).
+            let de = &mut serde_json::Deserializer::from_slice(&text);
+            match serde_path_to_error::deserialize::<_, Process>(de) {
+                Err(pe) => anyhow!("--process {}: {pe}", path.display()),
+                Ok(_) => anyhow!("--process {}: {e}", path.display()),
+            }
+        })?;
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
             bail!("--process {}: args must not be empty", path.display());
         }
