@@ -230,7 +230,6 @@ fn checkpoint_and_restore_continue_the_counter() {
     // Let the reader drain what the original printed before it died.
     std::thread::sleep(Duration::from_millis(500));
     let before = run.last();
-    fx.delete(&id).ok();
 
     let restored = restore_counter(&fx, &b, &id, &image);
     let first = restored.values()[0];
@@ -323,7 +322,6 @@ fn pre_dump_chain_then_restore() {
     fx.rt(&["state", &id]).run().fails_with(&["does not exist"]);
     std::thread::sleep(Duration::from_millis(500));
     let before = run.last();
-    fx.delete(&id).ok();
     let restored = restore_counter(&fx, &b, &id, &image);
     let first = restored.values()[0];
     assert!(
