@@ -11,6 +11,7 @@
 //! `v1_hot_path`, which reads the mount table once; libcgroups applies the
 //! other resources when the config has any.
 
+mod fields;
 mod v1_hot_path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -92,8 +93,31 @@ fn v1_hierarchies() -> Result<Option<Vec<v1_hot_path::Hierarchy>>> {
     }
 }
 
-/// Applies `resources` through libcgroups; `what` starts the error message.
+/// Applies `resources`: each field checked against the host first
+/// (`fields::plan`), then libcgroups, then the writes it leaves out.
+/// `what` starts the error message of a libcgroups failure.
 fn apply_resources(
+    mgr: &AnyCgroupManager,
+    resources: &oci_spec::runtime::LinuxResources,
+    what: &str,
+    path: &Path,
+    hierarchies: Option<&[v1_hot_path::Hierarchy]>,
+) -> Result<()> {
+    let host = match hierarchies {
+        Some(hs) => fields::Host::V1(hs),
+        None => fields::Host::V2 {
+            root: Path::new(CGROUP_ROOT),
+        },
+    };
+    let plan = fields::plan(resources, &host, path)?;
+    for reason in &plan.skipped {
+        crate::logging::warn(reason);
+    }
+    apply_with_libcgroups(mgr, &plan.for_libcgroups, what, path)?;
+    fields::write_all(&plan.writes)
+}
+
+fn apply_with_libcgroups(
     mgr: &AnyCgroupManager,
     resources: &oci_spec::runtime::LinuxResources,
     what: &str,
@@ -121,7 +145,13 @@ pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
         mgr.add_task(Pid::from_raw(pid))
             .map_err(|e| anyhow!("add process {pid} to cgroup {}: {e}", path.display()))?;
         if let Some(resources) = resources {
-            apply_resources(&mgr, resources, "apply linux.resources to cgroup", path)?;
+            apply_resources(
+                &mgr,
+                resources,
+                "apply linux.resources to cgroup",
+                path,
+                None,
+            )?;
         }
         return Ok(());
     };
@@ -129,7 +159,13 @@ pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
     v1_hot_path::apply_devices(&hierarchies, path, resources)?;
     if let Some(resources) = resources.filter(|r| v1_hot_path::needs_more_than_devices(r)) {
         let mgr = manager(path, id)?;
-        apply_resources(&mgr, resources, "apply linux.resources to cgroup", path)?;
+        apply_resources(
+            &mgr,
+            resources,
+            "apply linux.resources to cgroup",
+            path,
+            Some(&hierarchies),
+        )?;
     }
     Ok(())
 }
@@ -147,7 +183,52 @@ pub fn join(path: &Path, id: &str, pid: i32) -> Result<()> {
 
 /// Applies new `linux.resources` to the container's cgroup (`update`).
 pub fn update(path: &Path, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
-    apply_resources(&manager(path, id)?, resources, "update cgroup", path)
+    let hierarchies = v1_hierarchies()?;
+    if let Some(m) = resources.memory() {
+        if let (Some(true), Some(limit)) = (m.check_before_update(), m.limit()) {
+            check_usage_below(path, hierarchies.as_deref(), limit)?;
+        }
+    }
+    apply_resources(
+        &manager(path, id)?,
+        resources,
+        "update cgroup",
+        path,
+        hierarchies.as_deref(),
+    )
+}
+
+/// config-linux.md "Memory" `checkBeforeUpdate`: a new limit below what the
+/// container uses now is refused rather than left to the OOM killer.
+fn check_usage_below(
+    path: &Path,
+    hierarchies: Option<&[v1_hot_path::Hierarchy]>,
+    limit: i64,
+) -> Result<()> {
+    if limit < 0 {
+        return Ok(());
+    }
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let file = match hierarchies {
+        Some(hs) => hs
+            .iter()
+            .find(|h| h.controllers.iter().any(|c| c == "memory"))
+            .map(|h| h.mount.join(rel).join("memory.usage_in_bytes"))
+            .ok_or_else(|| anyhow!("linux.resources.memory: no memory cgroup hierarchy"))?,
+        None => Path::new(CGROUP_ROOT).join(rel).join("memory.current"),
+    };
+    let usage: i64 = std::fs::read_to_string(&file)
+        .with_context(|| format!("checkBeforeUpdate: read {}", file.display()))?
+        .trim()
+        .parse()
+        .with_context(|| format!("checkBeforeUpdate: parse {}", file.display()))?;
+    if limit < usage {
+        bail!(
+            "linux.resources.memory.limit {limit} is below the container's current memory \
+             usage {usage} (checkBeforeUpdate)"
+        );
+    }
+    Ok(())
 }
 
 /// Freezes (`pause`) or thaws (`resume`) every process of the container;
