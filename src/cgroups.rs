@@ -25,9 +25,12 @@ use std::path::{Path, PathBuf};
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The cgroup path of a container: `linux.cgroupsPath`, or `/<id>` like runc.
+/// With `--systemd-cgroup`, the cgroupfs path of the scope systemd makes for
+/// it (see `systemd_unit_path`).
 pub fn path_for(spec: &Spec, id: &str, systemd: bool) -> Result<PathBuf> {
     if systemd {
-        bail!("--systemd-cgroup is not supported yet: use the cgroupfs driver");
+        let unit = systemd_unit_path(spec, id)?;
+        return Ok(systemd_fs_path(&unit));
     }
     let given = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     let path = match given {
@@ -45,6 +48,141 @@ pub fn path_for(spec: &Spec, id: &str, systemd: bool) -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// The systemd driver's `slice:prefix:name` (config-linux.md "Cgroups Path"
+/// leaves the format to the runtime; this is runc's). An empty cgroupsPath
+/// is `system.slice:berth:<id>`, as runc's is `system.slice:runc:<id>`.
+/// Refused where the driver can't work: berth drives systemd only on a pure
+/// cgroup v2 host with systemd as init.
+fn systemd_unit_path(spec: &Spec, id: &str) -> Result<String> {
+    if !matches!(layout(), Layout::PureV2) {
+        bail!(
+            "--systemd-cgroup: berth's systemd driver needs a pure cgroup v2 host; this \
+             host mounts cgroup v1 controllers (use the cgroupfs driver)"
+        );
+    }
+    if !Path::new("/run/systemd/system").is_dir() {
+        bail!("--systemd-cgroup: systemd is not running as init here (no /run/systemd/system)");
+    }
+    let given = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .unwrap_or_default();
+    let given = given.to_string_lossy();
+    if given.is_empty() {
+        return Ok(format!("system.slice:berth:{id}"));
+    }
+    let parts: Vec<&str> = given.split(':').collect();
+    let valid_name = |s: &str| !s.is_empty() && !s.contains('/') && s != "." && s != "..";
+    match parts.as_slice() {
+        [slice, prefix, name]
+            if (slice.is_empty() || (slice.ends_with(".slice") && valid_name(slice)))
+                && !prefix.contains('/')
+                && valid_name(name) =>
+        {
+            let slice = if slice.is_empty() {
+                "system.slice"
+            } else {
+                slice
+            };
+            Ok(format!("{slice}:{prefix}:{name}"))
+        }
+        _ => bail!(
+            "invalid linux.cgroupsPath {given:?}: with --systemd-cgroup it must be \
+             \"slice:prefix:name\" (e.g. system.slice:berth:{id})"
+        ),
+    }
+}
+
+/// Where systemd puts the scope of `slice:prefix:name`: the slice expanded
+/// ("a-b.slice" is /a.slice/a-b.slice), then "prefix-name.scope".
+fn systemd_fs_path(unit_path: &str) -> PathBuf {
+    let mut parts = unit_path.splitn(3, ':');
+    let (slice, prefix, name) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    let mut path = PathBuf::from("/");
+    if slice != "-.slice" {
+        let stem = slice.trim_end_matches(".slice");
+        let mut acc = String::new();
+        for piece in stem.split('-') {
+            if !acc.is_empty() {
+                acc.push('-');
+            }
+            acc.push_str(piece);
+            path.push(format!("{acc}.slice"));
+        }
+    }
+    if name.ends_with(".slice") {
+        path.push(name);
+    } else if prefix.is_empty() {
+        path.push(format!("{name}.scope"));
+    } else {
+        path.push(format!("{prefix}-{name}.scope"));
+    }
+    path
+}
+
+/// A systemd scope's unit path again from its cgroupfs path (for delete,
+/// which has only the saved path): ".../x.slice/prefix-name.scope".
+fn systemd_unit_of(path: &Path) -> Option<String> {
+    let unit = path.file_name()?.to_str()?;
+    let stem = unit.strip_suffix(".scope")?;
+    let slice = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|s| s.to_str())
+        .filter(|s| s.ends_with(".slice"))
+        .unwrap_or("-.slice");
+    let (prefix, name) = stem.split_once('-').unwrap_or(("", stem));
+    Some(format!("{slice}:{prefix}:{name}"))
+}
+
+fn systemd_manager(unit_path: &str, id: &str) -> Result<AnyCgroupManager> {
+    create_cgroup_manager(CgroupConfig {
+        cgroup_path: PathBuf::from(unit_path),
+        systemd_cgroup: true,
+        container_name: id.to_string(),
+    })
+    .map_err(|e| anyhow!("--systemd-cgroup {unit_path}: {e}"))
+}
+
+/// The systemd driver's create: a transient scope (Delegate=yes) holding the
+/// init, made by systemd over D-Bus, with the resources systemd knows as
+/// unit properties; then every field written to the cgroup as with cgroupfs,
+/// so the values are exact and fields systemd has no property for apply too.
+fn enter_systemd(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
+    let unit_path = systemd_unit_path(spec, id)?;
+    let mgr = systemd_manager(&unit_path, id)?;
+    mgr.add_task(Pid::from_raw(pid))
+        .map_err(|e| anyhow!("--systemd-cgroup: start scope {unit_path} for {pid}: {e}"))?;
+    let actual = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        .unwrap_or_default();
+    if Path::new(&actual) != path {
+        bail!(
+            "--systemd-cgroup: systemd put the container in {actual}, not {} (is systemd's \
+             cgroup root /?)",
+            path.display()
+        );
+    }
+    if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        apply_with_libcgroups(&mgr, resources, "--systemd-cgroup: set properties of", path)?;
+        apply_resources(
+            &manager(path, id)?,
+            resources,
+            "apply linux.resources to cgroup",
+            path,
+            None,
+        )?;
+    }
+    Ok(())
 }
 
 fn manager(path: &Path, id: &str) -> Result<AnyCgroupManager> {
@@ -138,7 +276,10 @@ fn apply_with_libcgroups(
 }
 
 /// Creates the cgroup, puts `pid` in it and applies `linux.resources`.
-pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
+pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32, systemd: bool) -> Result<()> {
+    if systemd {
+        return enter_systemd(spec, path, id, pid);
+    }
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let Some(hierarchies) = v1_hierarchies()? else {
         let mgr = manager(path, id)?;
@@ -292,6 +433,19 @@ pub fn remove(path: &Path, id: &str) -> Result<()> {
     if let Some(hierarchies) = v1_hierarchies()? {
         return v1_hot_path::remove(&hierarchies, path);
     }
+    // A scope of the systemd driver: stop the unit (systemd kills what is
+    // left and forgets it), then make sure the cgroup is gone.
+    if let Some(unit_path) =
+        systemd_unit_of(path).filter(|_| Path::new("/run/systemd/system").is_dir())
+    {
+        if let Ok(mgr) = systemd_manager(&unit_path, id) {
+            mgr.remove()
+                .map_err(|e| anyhow!("--systemd-cgroup: stop scope {unit_path}: {e}"))?;
+        }
+        return v1_hot_path::remove_tree(
+            &Path::new(CGROUP_ROOT).join(path.strip_prefix("/").unwrap_or(path)),
+        );
+    }
     manager(path, id)?
         .remove()
         .map_err(|e| anyhow!("remove cgroup {}: {e}", path.display()))
@@ -417,4 +571,26 @@ fn own_cgroup_procs_file() -> Option<std::ffi::CString> {
         }
     }
     std::ffi::CString::new(v1?.into_os_string().into_encoded_bytes()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_paths() {
+        assert_eq!(
+            systemd_fs_path("system.slice:berth:abc"),
+            Path::new("/system.slice/berth-abc.scope")
+        );
+        assert_eq!(
+            systemd_fs_path("a-b.slice:p:n"),
+            Path::new("/a.slice/a-b.slice/p-n.scope")
+        );
+        assert_eq!(
+            systemd_unit_of(Path::new("/system.slice/berth-a-b.scope")).as_deref(),
+            Some("system.slice:berth:a-b")
+        );
+        assert_eq!(systemd_unit_of(Path::new("/abc")), None);
+    }
 }

@@ -227,7 +227,7 @@ fn create_in(
         write_id_maps(&bundle.spec, pid)?;
     }
     setup.cgroup = Some(cgroup_path.clone());
-    cgroups::enter(&bundle.spec, &cgroup_path, req.id, pid)?;
+    cgroups::enter(&bundle.spec, &cgroup_path, req.id, pid, req.systemd_cgroup)?;
 
     state.pid = pid;
     if let Some(poststop) = bundle

@@ -224,6 +224,28 @@ pub fn plan(r: &LinuxResources, host: &Host, path: &Path) -> Result<Plan> {
                      weight"
                 );
             }
+            // libcgroups 0.7 converts the weight in u16 and overflows
+            // (a panic) for any weight above 16: written here, as runc does.
+            if let Some(w) = b.weight().filter(|w| *w != 0) {
+                if !(10..=1000).contains(&w) {
+                    bail!("linux.resources.blockIO.weight {w}: must be between 10 and 1000");
+                }
+                let bfq = v2_dir.join("io.bfq.weight");
+                writes.push(if bfq.exists() {
+                    Write {
+                        field: "blockIO.weight".into(),
+                        file: bfq,
+                        value: w.to_string(),
+                    }
+                } else {
+                    Write {
+                        field: "blockIO.weight".into(),
+                        file: v2_dir.join("io.weight"),
+                        value: (1 + (u32::from(w) - 10) * 9999 / 990).to_string(),
+                    }
+                });
+            }
+            b2.set_weight(None);
             // Written here so that a failure names the field.
             for d in b.weight_device().iter().flatten() {
                 if let Some(w) = d.weight() {
