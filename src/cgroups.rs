@@ -173,14 +173,26 @@ fn enter_systemd(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
         );
     }
     if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        apply_with_libcgroups(&mgr, resources, "--systemd-cgroup: set properties of", path)?;
-        apply_resources(
+        let host = fields::Host::V2 {
+            root: Path::new(CGROUP_ROOT),
+        };
+        let plan = fields::plan(resources, &host, path)?;
+        for reason in &plan.skipped {
+            crate::logging::warn(reason);
+        }
+        apply_with_libcgroups(
+            &mgr,
+            &plan.for_libcgroups,
+            "--systemd-cgroup: set unit properties for",
+            path,
+        )?;
+        apply_with_libcgroups(
             &manager(path, id)?,
-            resources,
+            &plan.for_libcgroups,
             "apply linux.resources to cgroup",
             path,
-            None,
         )?;
+        fields::write_all(&plan.writes)?;
     }
     Ok(())
 }
@@ -406,9 +418,71 @@ pub fn set_frozen(path: &Path, id: &str, frozen: bool) -> Result<()> {
 
 /// The cgroup's statistics (cpu, memory, pids, blkio, hugetlb).
 pub fn stats(path: &Path, id: &str) -> Result<libcgroups::stats::Stats> {
+    if let Some(stats) = v2_stats_without_hugetlb(path) {
+        return Ok(stats);
+    }
     let mgr = manager(path, id)?;
     mgr.stats()
         .map_err(|e| anyhow!("statistics of cgroup {}: {e}", path.display()))
+}
+
+/// libcgroups' v2 stats read every controller's files and fail when one is
+/// not enabled in the cgroup: a systemd scope never has hugetlb (systemd
+/// doesn't delegate it). For such a cgroup the stats are read here, from the
+/// controllers it has (cpu, memory, pids); None lets libcgroups do the rest.
+fn v2_stats_without_hugetlb(path: &Path) -> Option<libcgroups::stats::Stats> {
+    if !matches!(layout(), Layout::PureV2) {
+        return None;
+    }
+    let dir = Path::new(CGROUP_ROOT).join(path.strip_prefix("/").unwrap_or(path));
+    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).ok()?;
+    if controllers.split_whitespace().any(|c| c == "hugetlb") {
+        return None;
+    }
+    let keyed = |file: &str| -> std::collections::HashMap<String, u64> {
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.trim().parse().ok()?))
+            })
+            .collect()
+    };
+    let single = |file: &str| -> u64 {
+        std::fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|v| match v.trim() {
+                "max" => Some(u64::MAX),
+                v => v.parse().ok(),
+            })
+            .unwrap_or(0)
+    };
+    let mut stats = libcgroups::stats::Stats::default();
+    let cpu = keyed("cpu.stat");
+    let get = |m: &std::collections::HashMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
+    // cpu.stat is in microseconds; the stats are in nanoseconds.
+    stats.cpu.usage.usage_total = get(&cpu, "usage_usec") * 1000;
+    stats.cpu.usage.usage_user = get(&cpu, "user_usec") * 1000;
+    stats.cpu.usage.usage_kernel = get(&cpu, "system_usec") * 1000;
+    stats.cpu.throttling.periods = get(&cpu, "nr_periods");
+    stats.cpu.throttling.throttled_periods = get(&cpu, "nr_throttled");
+    stats.cpu.throttling.throttled_time = get(&cpu, "throttled_usec") * 1000;
+    stats.memory.memory.usage = single("memory.current");
+    stats.memory.memory.max_usage = single("memory.peak");
+    stats.memory.memory.limit = single("memory.max");
+    stats.memory.memswap.usage = single("memory.swap.current");
+    stats.memory.memswap.limit = single("memory.swap.max");
+    stats.memory.hierarchy = true;
+    stats.memory.stats = keyed("memory.stat");
+    stats.memory.cache = get(&stats.memory.stats, "file");
+    stats.pids.current = single("pids.current");
+    // runc (and libcgroups) report an unlimited pids.max as 0.
+    stats.pids.limit = match single("pids.max") {
+        u64::MAX => 0,
+        n => n,
+    };
+    Some(stats)
 }
 
 /// How many times the OOM killer acted in the cgroup (v1 memory.oom_control

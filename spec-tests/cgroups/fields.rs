@@ -548,7 +548,14 @@ fn throttle(field: &str, what: &str, v1file: &str, key: &str) {
     let (ma, mi) = match disk() {
         Some(d) => d,
         None => {
-            lo = Loop::new(&fx.dir).expect("no disk and no loop device for the throttle test");
+            let Some(l) = Loop::new(&fx.dir) else {
+                eprintln!(
+                    "SKIP {what}: this machine has no block device (no disk in /sys/block, \
+                     losetup fails), so there is nothing to throttle"
+                );
+                return;
+            };
+            lo = l;
             let devno = read_trimmed(&lo.sys().join("dev"));
             let (ma, mi) = devno.split_once(':').unwrap();
             (ma.parse().unwrap(), mi.parse().unwrap())
