@@ -11,6 +11,9 @@ use serde_json::json;
 
 use crate::harness::*;
 
+mod fields;
+mod systemd;
+
 /// The host directory of `pid`'s cgroup that holds `controller`'s files
 /// (a v1 hierarchy with that controller, else the unified hierarchy).
 pub(crate) fn controller_dir(pid: i32, controller: &str) -> PathBuf {

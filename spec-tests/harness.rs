@@ -713,7 +713,7 @@ impl Fixture {
         pid
     }
 
-    fn note_container(&self, id: &str) {
+    pub fn note_container(&self, id: &str) {
         let out = self.rt(&["state", id]).run();
         if let Ok(state) = serde_json::from_str::<Value>(&out.stdout) {
             if let Some(pid) = state["pid"].as_i64().filter(|p| *p > 0) {

@@ -11,6 +11,7 @@
 //! `v1_hot_path`, which reads the mount table once; libcgroups applies the
 //! other resources when the config has any.
 
+mod fields;
 mod v1_hot_path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -24,9 +25,12 @@ use std::path::{Path, PathBuf};
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The cgroup path of a container: `linux.cgroupsPath`, or `/<id>` like runc.
+/// With `--systemd-cgroup`, the cgroupfs path of the scope systemd makes for
+/// it (see `systemd_unit_path`).
 pub fn path_for(spec: &Spec, id: &str, systemd: bool) -> Result<PathBuf> {
     if systemd {
-        bail!("--systemd-cgroup is not supported yet: use the cgroupfs driver");
+        let unit = systemd_unit_path(spec, id)?;
+        return Ok(systemd_fs_path(&unit));
     }
     let given = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     let path = match given {
@@ -44,6 +48,153 @@ pub fn path_for(spec: &Spec, id: &str, systemd: bool) -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// The systemd driver's `slice:prefix:name` (config-linux.md "Cgroups Path"
+/// leaves the format to the runtime; this is runc's). An empty cgroupsPath
+/// is `system.slice:berth:<id>`, as runc's is `system.slice:runc:<id>`.
+/// Refused where the driver can't work: berth drives systemd only on a pure
+/// cgroup v2 host with systemd as init.
+fn systemd_unit_path(spec: &Spec, id: &str) -> Result<String> {
+    if !matches!(layout(), Layout::PureV2) {
+        bail!(
+            "--systemd-cgroup: berth's systemd driver needs a pure cgroup v2 host; this \
+             host mounts cgroup v1 controllers (use the cgroupfs driver)"
+        );
+    }
+    if !Path::new("/run/systemd/system").is_dir() {
+        bail!("--systemd-cgroup: systemd is not running as init here (no /run/systemd/system)");
+    }
+    let given = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .unwrap_or_default();
+    let given = given.to_string_lossy();
+    if given.is_empty() {
+        return Ok(format!("system.slice:berth:{id}"));
+    }
+    let parts: Vec<&str> = given.split(':').collect();
+    let valid_name = |s: &str| !s.is_empty() && !s.contains('/') && s != "." && s != "..";
+    match parts.as_slice() {
+        [slice, prefix, name]
+            if (slice.is_empty() || (slice.ends_with(".slice") && valid_name(slice)))
+                && !prefix.contains('/')
+                && valid_name(name) =>
+        {
+            let slice = if slice.is_empty() {
+                "system.slice"
+            } else {
+                slice
+            };
+            Ok(format!("{slice}:{prefix}:{name}"))
+        }
+        _ => bail!(
+            "invalid linux.cgroupsPath {given:?}: with --systemd-cgroup it must be \
+             \"slice:prefix:name\" (e.g. system.slice:berth:{id})"
+        ),
+    }
+}
+
+/// Where systemd puts the scope of `slice:prefix:name`: the slice expanded
+/// ("a-b.slice" is /a.slice/a-b.slice), then "prefix-name.scope".
+fn systemd_fs_path(unit_path: &str) -> PathBuf {
+    let mut parts = unit_path.splitn(3, ':');
+    let (slice, prefix, name) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    let mut path = PathBuf::from("/");
+    if slice != "-.slice" {
+        let stem = slice.trim_end_matches(".slice");
+        let mut acc = String::new();
+        for piece in stem.split('-') {
+            if !acc.is_empty() {
+                acc.push('-');
+            }
+            acc.push_str(piece);
+            path.push(format!("{acc}.slice"));
+        }
+    }
+    if name.ends_with(".slice") {
+        path.push(name);
+    } else if prefix.is_empty() {
+        path.push(format!("{name}.scope"));
+    } else {
+        path.push(format!("{prefix}-{name}.scope"));
+    }
+    path
+}
+
+/// A systemd scope's unit path again from its cgroupfs path (for delete,
+/// which has only the saved path): ".../x.slice/prefix-name.scope".
+fn systemd_unit_of(path: &Path) -> Option<String> {
+    let unit = path.file_name()?.to_str()?;
+    let stem = unit.strip_suffix(".scope")?;
+    let slice = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|s| s.to_str())
+        .filter(|s| s.ends_with(".slice"))
+        .unwrap_or("-.slice");
+    let (prefix, name) = stem.split_once('-').unwrap_or(("", stem));
+    Some(format!("{slice}:{prefix}:{name}"))
+}
+
+fn systemd_manager(unit_path: &str, id: &str) -> Result<AnyCgroupManager> {
+    create_cgroup_manager(CgroupConfig {
+        cgroup_path: PathBuf::from(unit_path),
+        systemd_cgroup: true,
+        container_name: id.to_string(),
+    })
+    .map_err(|e| anyhow!("--systemd-cgroup {unit_path}: {e}"))
+}
+
+/// The systemd driver's create: a transient scope (Delegate=yes) holding the
+/// init, made by systemd over D-Bus, with the resources systemd knows as
+/// unit properties; then every field written to the cgroup as with cgroupfs,
+/// so the values are exact and fields systemd has no property for apply too.
+fn enter_systemd(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
+    let unit_path = systemd_unit_path(spec, id)?;
+    let mgr = systemd_manager(&unit_path, id)?;
+    mgr.add_task(Pid::from_raw(pid))
+        .map_err(|e| anyhow!("--systemd-cgroup: start scope {unit_path} for {pid}: {e}"))?;
+    let actual = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        .unwrap_or_default();
+    if Path::new(&actual) != path {
+        bail!(
+            "--systemd-cgroup: systemd put the container in {actual}, not {} (is systemd's \
+             cgroup root /?)",
+            path.display()
+        );
+    }
+    if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        let host = fields::Host::V2 {
+            root: Path::new(CGROUP_ROOT),
+        };
+        let plan = fields::plan(resources, &host, path)?;
+        for reason in &plan.skipped {
+            crate::logging::warn(reason);
+        }
+        apply_with_libcgroups(
+            &mgr,
+            &plan.for_libcgroups,
+            "--systemd-cgroup: set unit properties for",
+            path,
+        )?;
+        apply_with_libcgroups(
+            &manager(path, id)?,
+            &plan.for_libcgroups,
+            "apply linux.resources to cgroup",
+            path,
+        )?;
+        fields::write_all(&plan.writes)?;
+    }
+    Ok(())
 }
 
 fn manager(path: &Path, id: &str) -> Result<AnyCgroupManager> {
@@ -92,8 +243,31 @@ fn v1_hierarchies() -> Result<Option<Vec<v1_hot_path::Hierarchy>>> {
     }
 }
 
-/// Applies `resources` through libcgroups; `what` starts the error message.
+/// Applies `resources`: each field checked against the host first
+/// (`fields::plan`), then libcgroups, then the writes it leaves out.
+/// `what` starts the error message of a libcgroups failure.
 fn apply_resources(
+    mgr: &AnyCgroupManager,
+    resources: &oci_spec::runtime::LinuxResources,
+    what: &str,
+    path: &Path,
+    hierarchies: Option<&[v1_hot_path::Hierarchy]>,
+) -> Result<()> {
+    let host = match hierarchies {
+        Some(hs) => fields::Host::V1(hs),
+        None => fields::Host::V2 {
+            root: Path::new(CGROUP_ROOT),
+        },
+    };
+    let plan = fields::plan(resources, &host, path)?;
+    for reason in &plan.skipped {
+        crate::logging::warn(reason);
+    }
+    apply_with_libcgroups(mgr, &plan.for_libcgroups, what, path)?;
+    fields::write_all(&plan.writes)
+}
+
+fn apply_with_libcgroups(
     mgr: &AnyCgroupManager,
     resources: &oci_spec::runtime::LinuxResources,
     what: &str,
@@ -114,14 +288,23 @@ fn apply_resources(
 }
 
 /// Creates the cgroup, puts `pid` in it and applies `linux.resources`.
-pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
+pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32, systemd: bool) -> Result<()> {
+    if systemd {
+        return enter_systemd(spec, path, id, pid);
+    }
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let Some(hierarchies) = v1_hierarchies()? else {
         let mgr = manager(path, id)?;
         mgr.add_task(Pid::from_raw(pid))
             .map_err(|e| anyhow!("add process {pid} to cgroup {}: {e}", path.display()))?;
         if let Some(resources) = resources {
-            apply_resources(&mgr, resources, "apply linux.resources to cgroup", path)?;
+            apply_resources(
+                &mgr,
+                resources,
+                "apply linux.resources to cgroup",
+                path,
+                None,
+            )?;
         }
         return Ok(());
     };
@@ -129,7 +312,13 @@ pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
     v1_hot_path::apply_devices(&hierarchies, path, resources)?;
     if let Some(resources) = resources.filter(|r| v1_hot_path::needs_more_than_devices(r)) {
         let mgr = manager(path, id)?;
-        apply_resources(&mgr, resources, "apply linux.resources to cgroup", path)?;
+        apply_resources(
+            &mgr,
+            resources,
+            "apply linux.resources to cgroup",
+            path,
+            Some(&hierarchies),
+        )?;
     }
     Ok(())
 }
@@ -147,7 +336,52 @@ pub fn join(path: &Path, id: &str, pid: i32) -> Result<()> {
 
 /// Applies new `linux.resources` to the container's cgroup (`update`).
 pub fn update(path: &Path, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
-    apply_resources(&manager(path, id)?, resources, "update cgroup", path)
+    let hierarchies = v1_hierarchies()?;
+    if let Some(m) = resources.memory() {
+        if let (Some(true), Some(limit)) = (m.check_before_update(), m.limit()) {
+            check_usage_below(path, hierarchies.as_deref(), limit)?;
+        }
+    }
+    apply_resources(
+        &manager(path, id)?,
+        resources,
+        "update cgroup",
+        path,
+        hierarchies.as_deref(),
+    )
+}
+
+/// config-linux.md "Memory" `checkBeforeUpdate`: a new limit below what the
+/// container uses now is refused rather than left to the OOM killer.
+fn check_usage_below(
+    path: &Path,
+    hierarchies: Option<&[v1_hot_path::Hierarchy]>,
+    limit: i64,
+) -> Result<()> {
+    if limit < 0 {
+        return Ok(());
+    }
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let file = match hierarchies {
+        Some(hs) => hs
+            .iter()
+            .find(|h| h.controllers.iter().any(|c| c == "memory"))
+            .map(|h| h.mount.join(rel).join("memory.usage_in_bytes"))
+            .ok_or_else(|| anyhow!("linux.resources.memory: no memory cgroup hierarchy"))?,
+        None => Path::new(CGROUP_ROOT).join(rel).join("memory.current"),
+    };
+    let usage: i64 = std::fs::read_to_string(&file)
+        .with_context(|| format!("checkBeforeUpdate: read {}", file.display()))?
+        .trim()
+        .parse()
+        .with_context(|| format!("checkBeforeUpdate: parse {}", file.display()))?;
+    if limit < usage {
+        bail!(
+            "linux.resources.memory.limit {limit} is below the container's current memory \
+             usage {usage} (checkBeforeUpdate)"
+        );
+    }
+    Ok(())
 }
 
 /// Freezes (`pause`) or thaws (`resume`) every process of the container;
@@ -184,9 +418,71 @@ pub fn set_frozen(path: &Path, id: &str, frozen: bool) -> Result<()> {
 
 /// The cgroup's statistics (cpu, memory, pids, blkio, hugetlb).
 pub fn stats(path: &Path, id: &str) -> Result<libcgroups::stats::Stats> {
+    if let Some(stats) = v2_stats_without_hugetlb(path) {
+        return Ok(stats);
+    }
     let mgr = manager(path, id)?;
     mgr.stats()
         .map_err(|e| anyhow!("statistics of cgroup {}: {e}", path.display()))
+}
+
+/// libcgroups' v2 stats read every controller's files and fail when one is
+/// not enabled in the cgroup: a systemd scope never has hugetlb (systemd
+/// doesn't delegate it). For such a cgroup the stats are read here, from the
+/// controllers it has (cpu, memory, pids); None lets libcgroups do the rest.
+fn v2_stats_without_hugetlb(path: &Path) -> Option<libcgroups::stats::Stats> {
+    if !matches!(layout(), Layout::PureV2) {
+        return None;
+    }
+    let dir = Path::new(CGROUP_ROOT).join(path.strip_prefix("/").unwrap_or(path));
+    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).ok()?;
+    if controllers.split_whitespace().any(|c| c == "hugetlb") {
+        return None;
+    }
+    let keyed = |file: &str| -> std::collections::HashMap<String, u64> {
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.trim().parse().ok()?))
+            })
+            .collect()
+    };
+    let single = |file: &str| -> u64 {
+        std::fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|v| match v.trim() {
+                "max" => Some(u64::MAX),
+                v => v.parse().ok(),
+            })
+            .unwrap_or(0)
+    };
+    let mut stats = libcgroups::stats::Stats::default();
+    let cpu = keyed("cpu.stat");
+    let get = |m: &std::collections::HashMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
+    // cpu.stat is in microseconds; the stats are in nanoseconds.
+    stats.cpu.usage.usage_total = get(&cpu, "usage_usec") * 1000;
+    stats.cpu.usage.usage_user = get(&cpu, "user_usec") * 1000;
+    stats.cpu.usage.usage_kernel = get(&cpu, "system_usec") * 1000;
+    stats.cpu.throttling.periods = get(&cpu, "nr_periods");
+    stats.cpu.throttling.throttled_periods = get(&cpu, "nr_throttled");
+    stats.cpu.throttling.throttled_time = get(&cpu, "throttled_usec") * 1000;
+    stats.memory.memory.usage = single("memory.current");
+    stats.memory.memory.max_usage = single("memory.peak");
+    stats.memory.memory.limit = single("memory.max");
+    stats.memory.memswap.usage = single("memory.swap.current");
+    stats.memory.memswap.limit = single("memory.swap.max");
+    stats.memory.hierarchy = true;
+    stats.memory.stats = keyed("memory.stat");
+    stats.memory.cache = get(&stats.memory.stats, "file");
+    stats.pids.current = single("pids.current");
+    // runc (and libcgroups) report an unlimited pids.max as 0.
+    stats.pids.limit = match single("pids.max") {
+        u64::MAX => 0,
+        n => n,
+    };
+    Some(stats)
 }
 
 /// How many times the OOM killer acted in the cgroup (v1 memory.oom_control
@@ -210,6 +506,19 @@ pub fn oom_kills(path: &Path) -> Option<u64> {
 pub fn remove(path: &Path, id: &str) -> Result<()> {
     if let Some(hierarchies) = v1_hierarchies()? {
         return v1_hot_path::remove(&hierarchies, path);
+    }
+    // A scope of the systemd driver: stop the unit (systemd kills what is
+    // left and forgets it), then make sure the cgroup is gone.
+    if let Some(unit_path) =
+        systemd_unit_of(path).filter(|_| Path::new("/run/systemd/system").is_dir())
+    {
+        if let Ok(mgr) = systemd_manager(&unit_path, id) {
+            mgr.remove()
+                .map_err(|e| anyhow!("--systemd-cgroup: stop scope {unit_path}: {e}"))?;
+        }
+        return v1_hot_path::remove_tree(
+            &Path::new(CGROUP_ROOT).join(path.strip_prefix("/").unwrap_or(path)),
+        );
     }
     manager(path, id)?
         .remove()
@@ -353,4 +662,26 @@ pub fn freezer_dir(path: &Path) -> PathBuf {
 /// Is /sys/fs/cgroup the unified hierarchy (no v1 controllers)?
 pub fn is_pure_v2() -> bool {
     matches!(layout(), Layout::PureV2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_paths() {
+        assert_eq!(
+            systemd_fs_path("system.slice:berth:abc"),
+            Path::new("/system.slice/berth-abc.scope")
+        );
+        assert_eq!(
+            systemd_fs_path("a-b.slice:p:n"),
+            Path::new("/a.slice/a-b.slice/p-n.scope")
+        );
+        assert_eq!(
+            systemd_unit_of(Path::new("/system.slice/berth-a-b.scope")).as_deref(),
+            Some("system.slice:berth:a-b")
+        );
+        assert_eq!(systemd_unit_of(Path::new("/abc")), None);
+    }
 }

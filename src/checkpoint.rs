@@ -223,7 +223,7 @@ fn run_criu(bin: &Path, args: &[OsString], cgroup: Option<(&Spec, &Path, &str)>)
     drop(go_rd);
     let child = nix::unistd::Pid::from_raw(pid);
     if let Some((spec, path, id)) = cgroup {
-        if let Err(e) = cgroups::enter(spec, path, id, pid) {
+        if let Err(e) = cgroups::enter(spec, path, id, pid, false) {
             let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(child, None);
             return Err(e);
@@ -321,6 +321,11 @@ pub fn checkpoint(root: &Root, criu: Option<&Path>, a: &CheckpointArgs) -> Resul
         );
     }
     let what = format!("checkpoint container {:?}", a.id);
+    if saved.systemd_cgroup {
+        bail!(
+            "{what}: containers of the systemd cgroup driver are not supported by checkpoint yet"
+        );
+    }
     let spec = load_spec(saved)?;
     refuse_unsupported(&spec, &what)?;
     let bin = find_criu(criu)?;
@@ -527,7 +532,10 @@ pub fn restore(
     std::fs::create_dir_all(&work)
         .map_err(|e| anyhow!("create work directory {}: {e}", work.display()))?;
     let plan = namespaces::plan(&bundle.spec)?;
-    let cgroup_path = cgroups::path_for(&bundle.spec, &a.id, systemd_cgroup)?;
+    if systemd_cgroup {
+        bail!("{what}: --systemd-cgroup is not supported by restore yet");
+    }
+    let cgroup_path = cgroups::path_for(&bundle.spec, &a.id, false)?;
     let dir = root.create_container_dir(&a.id)?;
     let mut undo = Undo {
         dir: Some(dir),

@@ -244,7 +244,7 @@ fn create_in(
     chan.send(&Message::Go(state_json.clone()))?;
     if let Some(cgroup_path) = &cgroup_path {
         setup.cgroup = Some(cgroup_path.clone());
-        cgroups::enter(&bundle.spec, cgroup_path, req.id, pid)?;
+        cgroups::enter(&bundle.spec, cgroup_path, req.id, pid, req.systemd_cgroup)?;
     }
     if let Err(e) = chan.send(&Message::Joined) {
         // The init gave up on its mounts meanwhile: its reason is queued.

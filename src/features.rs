@@ -90,9 +90,10 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": capabilities,
-            // libcgroups' cgroupfs drivers; --systemd-cgroup is refused.
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false,
-                        "rdma": false },
+            // cgroupfs on v1, hybrid and v2; the systemd driver on pure v2 hosts
+            // with systemd as init (system bus only); rdma.max on v2.
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false,
+                        "rdma": true },
             // What src/seccomp.rs maps and libseccomp 2.5 (static) can put in one
             // filter on this host: one byte order, so little-endian ABIs only.
             "seccomp": {
