@@ -681,32 +681,18 @@ fn restore_in(
     let _ = std::fs::remove_file(&pidfile);
     undo.unmount();
 
-    let hooks = bundle.spec.hooks().as_ref();
-    let saved = Saved {
-        id: a.id.clone(),
+    let pid_start_time = state::read_proc_stat(pid)
+        .map(|(_, t)| t)
+        .ok_or_else(|| anyhow!("restored init {pid} exited at once"))?;
+    let saved = Saved::of_bundle(
+        bundle,
+        &a.id,
         pid,
-        pid_start_time: state::read_proc_stat(pid)
-            .map(|(_, t)| t)
-            .ok_or_else(|| anyhow!("restored init {pid} exited at once"))?,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: logging::rfc3339_now(),
-        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        cgroup_path,
-        no_cgroup: false,
-        systemd_cgroup: false,
-        own_pid_ns: plan.has_pid_ns(),
-        poststart: hooks
-            .and_then(|h| h.poststart().clone())
-            .unwrap_or_default(),
-        poststop: hooks.and_then(|h| h.poststop().clone()).unwrap_or_default(),
-        process: bundle.spec.process().clone(),
-        seccomp: bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().clone()),
-    };
+        pid_start_time,
+        Some(cgroup_path),
+        false,
+        plan.has_pid_ns(),
+    );
     undo.dir.as_ref().expect("dir").save(&saved)?;
     if let Some(p) = &a.pid_file {
         create::write_pid_file(p, pid)?;

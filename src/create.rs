@@ -282,32 +282,20 @@ fn create_in(
     };
     drop(listener);
 
-    let hooks = bundle.spec.hooks().as_ref();
-    let saved = Saved {
-        id: req.id.to_string(),
+    let pid_start_time = crate::state::read_proc_stat(pid)
+        .map(|(_, t)| t)
+        .ok_or_else(|| anyhow!("container init {pid} exited during create"))?;
+    let mut saved = Saved::of_bundle(
+        bundle,
+        req.id,
         pid,
-        pid_start_time: crate::state::read_proc_stat(pid)
-            .map(|(_, t)| t)
-            .ok_or_else(|| anyhow!("container init {pid} exited during create"))?,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: state.created.clone(),
-        annotations: state.annotations.clone(),
-        no_cgroup: cgroup_path.is_none(),
-        cgroup_path: cgroup_path.unwrap_or_default(),
-        systemd_cgroup: req.systemd_cgroup,
-        own_pid_ns: plan.has_pid_ns(),
-        poststart: hooks
-            .and_then(|h| h.poststart().clone())
-            .unwrap_or_default(),
-        poststop: hooks.and_then(|h| h.poststop().clone()).unwrap_or_default(),
-        process: bundle.spec.process().clone(),
-        seccomp: bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().clone()),
-    };
+        pid_start_time,
+        cgroup_path,
+        req.systemd_cgroup,
+        plan.has_pid_ns(),
+    );
+    // The time the hooks were told.
+    saved.created = state.created.clone();
     let dir = setup.dir.as_ref().expect("dir");
     dir.save(&saved)?;
     if let Some(sock) = &req.opts.pidfd_socket {

@@ -102,6 +102,44 @@ pub struct Saved {
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
+impl Saved {
+    /// What `create` (and `restore`) keep of the bundle for the commands
+    /// that follow: its paths, annotations, hooks, process and seccomp, as
+    /// they are now (the bundle may change or go away after create).
+    /// `cgroup` is None for a rootless container without a cgroup.
+    pub fn of_bundle(
+        bundle: &crate::bundle::Bundle,
+        id: &str,
+        pid: i32,
+        pid_start_time: u64,
+        cgroup: Option<PathBuf>,
+        systemd_cgroup: bool,
+        own_pid_ns: bool,
+    ) -> Saved {
+        let spec = &bundle.spec;
+        let hooks = spec.hooks().as_ref();
+        Saved {
+            id: id.to_string(),
+            pid,
+            pid_start_time,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: crate::logging::rfc3339_now(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            no_cgroup: cgroup.is_none(),
+            cgroup_path: cgroup.unwrap_or_default(),
+            systemd_cgroup,
+            own_pid_ns,
+            poststart: hooks
+                .and_then(|h| h.poststart().clone())
+                .unwrap_or_default(),
+            poststop: hooks.and_then(|h| h.poststop().clone()).unwrap_or_default(),
+            process: spec.process().clone(),
+            seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        }
+    }
+}
+
 /// Container IDs become directory names: only a safe alphabet, as runc allows.
 pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
