@@ -287,7 +287,7 @@ fn exec_with_a_terminal() {
     let fx = Fixture::new();
     let mut b = fx.bundle();
     let (id, _) = start_sleeper(&fx, &mut b, "tty");
-    let sock = fx.dir.join("c.sock");
+    let sock = fx.socket_path("c.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let receiver = std::thread::spawn(move || receive_console(listener));
     exec_flags(

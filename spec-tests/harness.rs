@@ -552,6 +552,8 @@ pub struct Fixture {
     /// cgroup directories seen for the test's container processes.
     cgroup_dirs: Mutex<BTreeSet<PathBuf>>,
     bundles: AtomicUsize,
+    /// A short directory for unix sockets, made on first use.
+    sock_dir: PathBuf,
 }
 
 impl Default for Fixture {
@@ -583,7 +585,17 @@ impl Fixture {
             host_mounts: Mutex::new(Vec::new()),
             cgroup_dirs: Mutex::new(BTreeSet::new()),
             bundles: AtomicUsize::new(0),
+            sock_dir: std::env::temp_dir().join(format!("berth-sock-{}-{n}", std::process::id())),
         }
+    }
+
+    /// A path for a unix socket the test listens on. sun_path holds 108
+    /// bytes and the test directory lives under the checkout, whose path
+    /// can be any length, so sockets go in a short directory of their own.
+    pub fn socket_path(&self, name: &str) -> PathBuf {
+        fs::create_dir_all(&self.sock_dir)
+            .unwrap_or_else(|e| panic!("mkdir {}: {e}", self.sock_dir.display()));
+        self.sock_dir.join(name)
     }
 
     /// A new container ID for this test (unique on the host: cgroup paths
@@ -830,6 +842,7 @@ impl Fixture {
     /// Runs during unwinding too, so it must never panic (a second panic
     /// aborts the whole test binary and every other test's cleanup with it).
     fn cleanup(&self) {
+        let _ = fs::remove_dir_all(&self.sock_dir);
         let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for id in &ids {
             if self.root.join(id).exists() {

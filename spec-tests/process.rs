@@ -309,7 +309,7 @@ fn terminal_with_console_socket() {
         "stty size; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-ttys; tty; \
          stat -c %F /dev/console; read line; echo \"read:$line\"",
     );
-    let sock = fx.dir.join("console.sock");
+    let sock = fx.socket_path("console.sock");
     let listener = UnixListener::bind(&sock).expect("bind console socket");
     let receiver = std::thread::spawn(move || receive_console(listener));
     let id = fx.id("tty");

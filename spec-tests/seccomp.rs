@@ -216,7 +216,7 @@ fn serve_notifications(fd: &OwnedFd) -> usize {
 fn notify_sends_the_listener_fd_and_state() {
     let fx = Fixture::new();
     for nnp in [true, false] {
-        let sock_path = fx.dir.join(if nnp { "a1.sock" } else { "a0.sock" });
+        let sock_path = fx.socket_path(if nnp { "a1.sock" } else { "a0.sock" });
         let listener = UnixListener::bind(&sock_path).unwrap();
         let profile = json!({
             "defaultAction": "SCMP_ACT_ALLOW",
