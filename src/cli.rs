@@ -5,8 +5,62 @@
 //! and sometimes Go-style single-dash long flags (`-no-subreaper`). clap takes
 //! the first three natively; [`normalize_args`] rewrites the last.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+use std::ops::Deref;
 use std::path::PathBuf;
+
+/// A subcommand's flags, built only when that subcommand is the one being
+/// parsed. clap's derive would build the flags of every subcommand on every
+/// call: 160 KiB of code and most of the heap `berth start` ever uses, for the
+/// one subcommand that runs.
+#[derive(Debug, Clone)]
+pub struct Lazy<T>(pub T);
+
+impl<T> Deref for Lazy<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Args> Args for Lazy<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|cmd| keeping_about(cmd, T::augment_args))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|cmd| keeping_about(cmd, T::augment_args_for_update))
+    }
+}
+
+/// The subcommand's own description stays: deferred, the flags' doc comments
+/// (a flattened struct's) would otherwise replace it.
+fn keeping_about(cmd: clap::Command, augment: fn(clap::Command) -> clap::Command) -> clap::Command {
+    let about = cmd.get_about().cloned();
+    let long_about = cmd.get_long_about().cloned();
+    let mut cmd = augment(cmd);
+    if let Some(about) = about {
+        cmd = cmd.about(about);
+    }
+    if let Some(long_about) = long_about {
+        cmd = cmd.long_about(long_about);
+    }
+    cmd
+}
+
+impl<T: FromArgMatches> FromArgMatches for Lazy<T> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(matches).map(Lazy)
+    }
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(matches).map(Lazy)
+    }
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+    fn update_from_arg_matches_mut(&mut self, matches: &mut ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(matches)
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,39 +102,39 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a container; its process waits for `start`
-    Create(CreateArgs),
+    Create(Lazy<CreateArgs>),
     /// Start the user process of a created container
-    Start(IdArg),
+    Start(Lazy<IdArg>),
     /// Print the state of a container as JSON
-    State(IdArg),
+    State(Lazy<IdArg>),
     /// Send a signal to the container's init process (default SIGTERM)
-    Kill(KillArgs),
+    Kill(Lazy<KillArgs>),
     /// Delete a container and everything it holds
-    Delete(DeleteArgs),
+    Delete(Lazy<DeleteArgs>),
     /// Create and start a container (in the foreground unless --detach)
-    Run(RunArgs),
+    Run(Lazy<RunArgs>),
     /// List the containers under --root
-    List(ListArgs),
+    List(Lazy<ListArgs>),
     /// Write a default config.json (runc's) into the bundle
-    Spec(SpecArgs),
+    Spec(Lazy<SpecArgs>),
     /// Run a new process in a running container
-    Exec(ExecArgs),
+    Exec(Lazy<ExecArgs>),
     /// List the processes of a container
-    Ps(PsArgs),
+    Ps(Lazy<PsArgs>),
     /// Freeze every process of a container
-    Pause(IdArg),
+    Pause(Lazy<IdArg>),
     /// Thaw a paused container
-    Resume(IdArg),
+    Resume(Lazy<IdArg>),
     /// Container statistics and OOM events, as JSON lines
-    Events(EventsArgs),
+    Events(Lazy<EventsArgs>),
     /// Update a container's resource limits
-    Update(UpdateArgs),
+    Update(Lazy<UpdateArgs>),
     /// Print what this runtime supports (features.json)
     Features,
     /// Checkpoint a running container with CRIU
-    Checkpoint(CheckpointArgs),
+    Checkpoint(Lazy<CheckpointArgs>),
     /// Restore a container from a CRIU checkpoint
-    Restore(RestoreArgs),
+    Restore(Lazy<RestoreArgs>),
 }
 
 impl Command {
