@@ -399,7 +399,8 @@ fn checkpoint_errors() {
 }
 
 // Issue 5 "Clear errors": restore with an ID that exists, an image dir that
-// is missing, empty, not a CRIU checkpoint or another container's. No
+// is missing, empty, not a CRIU checkpoint or another container's, or with
+// a flag that only means something to checkpoint. No
 // half-restored container is left in `list`.
 #[test]
 fn restore_errors() {
@@ -444,6 +445,22 @@ fn restore_errors() {
     )
     .unwrap();
     restore(&id, &other).fails_with(&["someone-else", "checkpoint of container"]);
+    // Checkpoint-only flags, which go-runc can put on restore's argv (contract
+    // quirk 2), are refused by name rather than ignored.
+    let checkpoint_only: [&[&str]; 4] = [
+        &["--page-server", "127.0.0.1:27000"],
+        &["--status-fd", "3"],
+        &["--pre-dump"],
+        &["--leave-running"],
+    ];
+    for flag in checkpoint_only {
+        let mut args = vec!["restore", "-d", "--image-path", other.to_str().unwrap()];
+        args.extend_from_slice(flag);
+        args.extend(["--bundle", &bdir, &id]);
+        fx.rt(&args)
+            .run()
+            .fails_with(&[flag[0], "only apply to checkpoint"]);
+    }
 
     let list = fx.rt(&["list", "-q"]).run().ok();
     assert_eq!(

@@ -469,6 +469,33 @@ impl Undo {
     }
 }
 
+/// Flags restore accepts because go-runc builds its argv from checkpoint's
+/// options (contract quirk 2), but that only mean something to a dump:
+/// refused, by name, rather than ignored. go-runc's restore sends none of
+/// them unless its caller asked for them (containerd never does).
+fn refuse_checkpoint_only(a: &RestoreArgs) -> Result<()> {
+    let mut given = Vec::new();
+    if a.criu.page_server.is_some() {
+        given.push("--page-server");
+    }
+    if a.criu.status_fd >= 0 {
+        given.push("--status-fd");
+    }
+    if a.pre_dump {
+        given.push("--pre-dump");
+    }
+    if a.leave_running {
+        given.push("--leave-running");
+    }
+    if given.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} only apply to checkpoint, not to restore",
+        given.join(", ")
+    )
+}
+
 /// `restore ID`: returns the exit code for a foreground restore (0 detached).
 pub fn restore(
     root: &Root,
@@ -487,6 +514,7 @@ pub fn restore(
     if a.console_socket.is_some() {
         bail!("{what}: --console-socket: containers with a terminal are not supported yet");
     }
+    refuse_checkpoint_only(a).map_err(|e| anyhow!("{what}: {e}"))?;
     let image = image_dir(&a.criu)?;
     if !image.is_dir() {
         bail!("{what}: image path {} is not a directory", image.display());
@@ -646,8 +674,10 @@ fn restore_in(
         cgroup_path.clone().into(),
         "--evasive-devices".into(),
     ];
-    if a.criu.parent_path.is_some() || a.criu.page_server.is_some() || a.pre_dump {
-        logging::debug("restore ignores --parent-path, --page-server and --pre-dump");
+    if a.criu.parent_path.is_some() {
+        // go-runc passes containerd's parent checkpoint; CRIU finds the
+        // parent images itself through the `parent` link dump left.
+        logging::debug("restore: --parent-path is implied by the images' parent link");
     }
     common_args(&a.criu, &mut args)?;
     for (key, source) in external_mounts(&bundle.spec, &bundle.dir, &cgroup_path) {

@@ -462,10 +462,10 @@ pub struct RestoreArgs {
     /// LSM mount context (berth has no LSM support: refused)
     #[arg(long = "lsm-mount-context")]
     pub lsm_mount_context: Option<String>,
-    /// Accepted like checkpoint's (quirk 2); meaningless for restore
+    /// Parsed like checkpoint's (quirk 2) to be refused by name
     #[arg(long = "leave-running", hide = true)]
     pub leave_running: bool,
-    /// Accepted like checkpoint's (quirk 2); meaningless for restore
+    /// Parsed like checkpoint's (quirk 2) to be refused by name
     #[arg(long = "pre-dump", hide = true)]
     pub pre_dump: bool,
 }
