@@ -16,21 +16,16 @@ const EXPECTED_MAX: usize = 16 * 1024;
 /// The whole file as text. (Not `File::read_to_string`, which asks the
 /// file for its size first.)
 pub fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; EXPECTED_MAX];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(len * 2, 0);
-        }
-        match file.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    // Read's default read_to_end: no size query, and it reads into the
+    // vector's spare capacity without zeroing it first.
+    struct NoSizeHint(std::fs::File);
+    impl Read for NoSizeHint {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
         }
     }
-    buf.truncate(len);
+    let mut buf = Vec::with_capacity(EXPECTED_MAX);
+    NoSizeHint(std::fs::File::open(path)?).read_to_end(&mut buf)?;
     String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
