@@ -292,3 +292,20 @@ fn fx_file(b: &Bundle, value: Value) -> PathBuf {
     std::fs::write(&path, value.to_string()).unwrap();
     path
 }
+
+// config-linux.md "Device allowlist" `type` is a, c or b: a rule of type "p"
+// (a fifo: not a device the allowlist governs) fails create with one line
+// naming the field, on v1 (the kernel's EINVAL) and v2 (the filter's own
+// check) alike, and leaves nothing behind (cgroup, program, state).
+#[test]
+fn rule_of_a_non_device_type_is_refused() {
+    let fx = Fixture::new();
+    let b = bundle_with(
+        &fx,
+        &[json!({"allow": true, "type": "p", "major": 1, "minor": 11, "access": "r"})],
+    );
+    let id = fx.id("devtypep");
+    fx.create(&b, &id, &[])
+        .fails_with(&["linux.resources.devices", "p 1:11 r"]);
+    fx.assert_no_residue();
+}
