@@ -309,3 +309,66 @@ fn rule_of_a_non_device_type_is_refused() {
         .fails_with(&["linux.resources.devices", "p 1:11 r"]);
     fx.assert_no_residue();
 }
+
+// The systemd driver (a transient scope with Delegate=yes): the filter is
+// on the scope's own cgroup, one program there, and the container sees the
+// same allowlist as with cgroupfs (the config's allow of kmsg "w" opens it
+// for writing; the unlisted disk and kmsg reads are refused).
+#[test]
+fn systemd_scope_gets_the_device_filter() {
+    if let Some(why) = super::systemd::why_no_systemd() {
+        eprintln!("SKIP systemd_scope_gets_the_device_filter: {why}");
+        return;
+    }
+    let fx = Fixture::new();
+    let mut b = bundle_with(
+        &fx,
+        &[json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"})],
+    );
+    let id = fx.id("devsd");
+    b.linux()["cgroupsPath"] = json!(format!("system.slice:spec:{id}"));
+    b.set_sh(&format!("{}echo done; exec sleep 1000", script()));
+    b.save();
+    let out = fx
+        .rt(&[
+            "--systemd-cgroup",
+            "create",
+            "--bundle",
+            b.dir.to_str().unwrap(),
+            &id,
+        ])
+        .run();
+    if out.status.success() {
+        fx.note_container(&id);
+    }
+    let out = out.ok();
+    let pid = fx.pid(&id);
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert_eq!(cg.trim(), format!("0::/system.slice/spec-{id}.scope"));
+    match host_view(pid) {
+        HostView::V2 { programs } => assert_eq!(programs, 1, "programs on the scope"),
+        HostView::V1 { .. } => unreachable!("the systemd driver runs on pure v2 only"),
+    }
+    fx.start(&id).ok();
+    let mut text = String::new();
+    wait_until(std::time::Duration::from_secs(10), || {
+        text = out.reread_stdout();
+        text.contains("done")
+    });
+    assert_eq!(
+        lines(&text),
+        [
+            "null-r ok",
+            "null-w ok",
+            "zero-r ok",
+            "zero-w ok",
+            "sdx-r EPERM",
+            "kmsg-r EPERM",
+            "kmsg-w ok",
+            "done"
+        ],
+        "{text}"
+    );
+    kill_and_delete(&fx, &id);
+    fx.assert_no_residue();
+}
