@@ -122,6 +122,24 @@ fn device_path_conflicting_with_a_file() {
     fx.assert_no_residue();
 }
 
+// config-linux.md "Devices" `path`: "full path to device inside container".
+// A relative path or one climbing with ".." is a config error: create fails
+// with one line naming the path and leaves nothing behind. (A path outside
+// /dev is allowed: the spec says it "MAY be anywhere in the container
+// filesystem", see configured_devices.)
+#[test]
+fn device_path_that_is_not_a_clean_absolute_path_is_refused() {
+    let fx = Fixture::new();
+    for path in ["/dev/../etc/x", "dev/null"] {
+        let mut b = fx.bundle();
+        b.linux()["devices"] =
+            json!([{"path": path, "type": "c", "major": 1, "minor": 3, "fileMode": 438}]);
+        let id = fx.id("devpath");
+        fx.create(&b, &id, &[]).fails_with(&["linux.devices", path]);
+    }
+    fx.assert_no_residue();
+}
+
 // runtime-linux.md "Dev symbolic links".
 #[test]
 fn dev_symlinks() {

@@ -11,6 +11,7 @@
 //! `v1_hot_path`, which reads the mount table once; libcgroups applies the
 //! other resources when the config has any.
 
+mod device_filter;
 mod fields;
 mod v1_hot_path;
 
@@ -19,7 +20,7 @@ use libcgroups::common::{
     create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt,
 };
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, Spec};
 use std::path::{Path, PathBuf};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -194,7 +195,79 @@ fn enter_systemd(spec: &Spec, path: &Path, id: &str, pid: i32) -> Result<()> {
         )?;
         fields::write_all(&plan.writes)?;
     }
-    Ok(())
+    apply_device_filter(path, devices_of(spec))
+}
+
+fn devices_of(spec: &Spec) -> Option<&[LinuxDeviceCgroup]> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().as_deref())
+}
+
+/// config-linux.md "Device allowlist": the container's effective device
+/// rules, the config's in order and then the devices every container needs
+/// (the default nodes, mknod of any node, the console, ptys, ptmx and tun),
+/// in the order libcgroups writes them. The same list is written to
+/// devices.allow/deny on v1 (`v1_hot_path`) and compiled into the eBPF
+/// filter on v2 (`device_filter`), so a config means the same on both.
+fn device_rules(
+    config: Option<&[LinuxDeviceCgroup]>,
+) -> impl Iterator<Item = LinuxDeviceCgroup> + '_ {
+    config.into_iter().flatten().cloned().chain(default_rules())
+}
+
+fn default_rules() -> Vec<LinuxDeviceCgroup> {
+    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_string()));
+        r
+    };
+    use LinuxDeviceType::{B, C};
+    vec![
+        // The default device nodes: null, zero, full, tty, urandom, random.
+        rule(C, Some(1), Some(3), "rwm"),
+        rule(C, Some(1), Some(5), "rwm"),
+        rule(C, Some(1), Some(7), "rwm"),
+        rule(C, Some(5), Some(0), "rwm"),
+        rule(C, Some(1), Some(9), "rwm"),
+        rule(C, Some(1), Some(8), "rwm"),
+        // mknod of any node; /dev/console, /dev/pts/*, /dev/ptmx, /dev/net/tun.
+        rule(C, None, None, "m"),
+        rule(B, None, None, "m"),
+        rule(C, Some(5), Some(1), "rwm"),
+        rule(C, Some(136), None, "rwm"),
+        rule(C, Some(5), Some(2), "rwm"),
+        rule(C, Some(10), Some(200), "rwm"),
+    ]
+}
+
+/// The device allowlist on cgroup v2: an eBPF filter attached to the
+/// cgroup at `path`, replacing the one berth attached before. `devices` is
+/// the config's list (None: only the defaults, after the deny of nothing
+/// matching).
+fn apply_device_filter(path: &Path, devices: Option<&[LinuxDeviceCgroup]>) -> Result<()> {
+    let list: Vec<LinuxDeviceCgroup> = device_rules(devices).collect();
+    let rules = device_filter::rules(&list)?;
+    let dir = Path::new(CGROUP_ROOT).join(path.strip_prefix("/").unwrap_or(path));
+    match device_filter::apply(&dir, &rules) {
+        // Loading a device program needs CAP_SYS_ADMIN in the initial user
+        // namespace: a rootless container in a delegated cgroup can't have
+        // one (as with runc). Its user namespace keeps it from mknod anyway.
+        Err(e)
+            if !nix::unistd::geteuid().is_root() && format!("{e:#}").contains("(os error 1)") =>
+        {
+            crate::logging::warn(&format!(
+                "linux.resources.devices not enforced (rootless, no eBPF): {e:#}"
+            ));
+            Ok(())
+        }
+        r => r,
+    }
 }
 
 fn manager(path: &Path, id: &str) -> Result<AnyCgroupManager> {
@@ -306,7 +379,7 @@ pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32, systemd: bool) -> Res
                 None,
             )?;
         }
-        return Ok(());
+        return apply_device_filter(path, devices_of(spec));
     };
     v1_hot_path::enter(&hierarchies, path, pid)?;
     v1_hot_path::apply_devices(&hierarchies, path, resources)?;
@@ -348,7 +421,13 @@ pub fn update(path: &Path, id: &str, resources: &oci_spec::runtime::LinuxResourc
         "update cgroup",
         path,
         hierarchies.as_deref(),
-    )
+    )?;
+    // New device rules replace the filter; without any it stays (runc's
+    // `update` leaves devices alone too).
+    match (&hierarchies, resources.devices()) {
+        (None, Some(devices)) => apply_device_filter(path, Some(devices)),
+        _ => Ok(()),
+    }
 }
 
 /// config-linux.md "Memory" `checkBeforeUpdate`: a new limit below what the
@@ -683,5 +762,13 @@ mod tests {
             Some("system.slice:berth:a-b")
         );
         assert_eq!(systemd_unit_of(Path::new("/abc")), None);
+    }
+
+    #[test]
+    fn device_rules_are_written_as_libcgroups_writes_them() {
+        let strings: Vec<String> = default_rules().iter().map(|r| r.to_string()).collect();
+        assert_eq!(strings[0], "c 1:3 rwm");
+        assert_eq!(strings[6], "c *:* m");
+        assert_eq!(strings[9], "c 136:* rwm");
     }
 }

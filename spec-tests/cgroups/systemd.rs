@@ -15,7 +15,7 @@ use super::{controller_dir, read_trimmed};
 use crate::harness::*;
 
 /// Can this host run the systemd driver? None if so, else why not.
-fn why_no_systemd() -> Option<&'static str> {
+pub(super) fn why_no_systemd() -> Option<&'static str> {
     if !is_cgroup2_only() {
         return Some("the host is not pure cgroup v2");
     }

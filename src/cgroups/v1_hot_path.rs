@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 
 use crate::rootfs::mountinfo::MountInfo;
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::LinuxResources;
 
 /// Controllers libcgroups' v1 manager handles: the hierarchies a container joins.
 const CONTROLLERS: [&str; 12] = [
@@ -139,12 +139,7 @@ pub fn apply_devices(
         return Ok(());
     };
     let dir = dir_in(h, path);
-    let rules = resources
-        .and_then(|r| r.devices().as_ref())
-        .into_iter()
-        .flatten()
-        .cloned()
-        .chain(default_rules());
+    let rules = super::device_rules(resources.and_then(|r| r.devices().as_deref()));
     // The kernel takes one rule per write(2): each file is opened once and
     // written once per rule, in the config's order.
     let (mut allow, mut deny) = (None, None);
@@ -169,35 +164,6 @@ pub fn apply_devices(
         })?;
     }
     Ok(())
-}
-
-fn default_rules() -> Vec<LinuxDeviceCgroup> {
-    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut r = LinuxDeviceCgroup::default();
-        r.set_allow(true);
-        r.set_typ(Some(typ));
-        r.set_major(major);
-        r.set_minor(minor);
-        r.set_access(Some(access.to_string()));
-        r
-    };
-    use LinuxDeviceType::{B, C};
-    vec![
-        // The default device nodes: null, zero, full, tty, urandom, random.
-        rule(C, Some(1), Some(3), "rwm"),
-        rule(C, Some(1), Some(5), "rwm"),
-        rule(C, Some(1), Some(7), "rwm"),
-        rule(C, Some(5), Some(0), "rwm"),
-        rule(C, Some(1), Some(9), "rwm"),
-        rule(C, Some(1), Some(8), "rwm"),
-        // mknod of any node; /dev/console, /dev/pts/*, /dev/ptmx, /dev/net/tun.
-        rule(C, None, None, "m"),
-        rule(B, None, None, "m"),
-        rule(C, Some(5), Some(1), "rwm"),
-        rule(C, Some(136), None, "rwm"),
-        rule(C, Some(5), Some(2), "rwm"),
-        rule(C, Some(10), Some(200), "rwm"),
-    ]
 }
 
 /// Does `linux.resources` ask for anything beyond device rules? Then
@@ -294,13 +260,5 @@ mod tests {
             ]
         );
         assert_eq!(h[2].controllers, ["net_cls", "net_prio"]);
-    }
-
-    #[test]
-    fn device_rules_are_written_as_libcgroups_writes_them() {
-        let strings: Vec<String> = default_rules().iter().map(|r| r.to_string()).collect();
-        assert_eq!(strings[0], "c 1:3 rwm");
-        assert_eq!(strings[6], "c *:* m");
-        assert_eq!(strings[9], "c 136:* rwm");
     }
 }
