@@ -133,6 +133,19 @@ fn profile_confines_the_container() {
     assert!(out.contains("Permission denied"), "{out}");
     assert!(!out.contains("READ-THE-SECRET"), "{out}");
 
+    // Without noNewPrivileges and as a non-root user (the write happens
+    // before switch_user drops root): the same profile.
+    let mut b2 = fx.bundle();
+    b2.process()["apparmorProfile"] = json!(profile.name);
+    b2.process()["noNewPrivileges"] = json!(false);
+    b2.process()["user"] = json!({"uid": 1000, "gid": 1000});
+    let out = fx.run_sh(&mut b2, &format!("{SHOW_LABEL}; echo; id -u"));
+    assert_eq!(
+        out.lines().filter(|l| !l.is_empty()).collect::<Vec<_>>(),
+        [format!("{} (enforce)", profile.name).as_str(), "1000"],
+        "{out}"
+    );
+
     // Seen from the host: the init, once started, carries the profile.
     let id = fx.id("aa");
     b.set_args(&["sleep", "1000"]);
