@@ -331,8 +331,17 @@ fn exec_errors() {
     );
     exec(&fx, &id, &[]).fails_with(berth_words(&["command"]));
     if is_berth() {
-        // runc accepts these without LSM support on the host.
-        exec_flags(&fx, &["--apparmor", "prof"], &id, &["true"]).fails_with(&["--apparmor"]);
+        // runc accepts these without LSM support on the host. (Where
+        // AppArmor is enabled, apparmor.rs checks --apparmor.)
+        if !std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|s| s.trim() == "Y")
+        {
+            exec_flags(&fx, &["--apparmor", "prof"], &id, &["true"]).fails_with(&[
+                "--apparmor",
+                "prof",
+                "AppArmor is not enabled",
+            ]);
+        }
         exec_flags(&fx, &["--process-label", "l"], &id, &["true"]).fails_with(&["--process-label"]);
     }
     if is_berth() {

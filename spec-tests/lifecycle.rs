@@ -179,8 +179,11 @@ fn features_document() {
     for (k, v) in linux["cgroup"].as_object().unwrap() {
         assert!(v.is_boolean(), "cgroup.{k}");
     }
-    for k in ["apparmor", "selinux"] {
-        assert_eq!(linux[k]["enabled"], false, "{k}");
+    // features-linux.md: "irrelevant to the availability of AppArmor on
+    // the host": berth applies process.apparmorProfile, not SELinux labels.
+    assert_eq!(linux["selinux"]["enabled"], false);
+    if is_berth() {
+        assert_eq!(linux["apparmor"]["enabled"], true);
     }
     if is_berth() {
         let sc = &linux["seccomp"];

@@ -11,6 +11,7 @@
 #[macro_use]
 mod harness;
 
+mod apparmor;
 mod capabilities;
 mod cgroups;
 mod checkpoint;

@@ -45,12 +45,12 @@ const NAMESPACES: [(&str, libc::c_int); 8] = [
 ];
 
 pub fn exec(root: &Root, args: &ExecArgs) -> Result<i32> {
-    for (flag, value) in [
-        ("--process-label", &args.process_label),
-        ("--apparmor", &args.apparmor),
-    ] {
-        if value.as_deref().is_some_and(|v| !v.is_empty()) {
-            bail!("{flag} is not supported: berth has no LSM (SELinux/AppArmor) support yet");
+    if args.process_label.as_deref().is_some_and(|v| !v.is_empty()) {
+        bail!("--process-label is not supported: berth has no SELinux support yet");
+    }
+    if let Some(profile) = args.apparmor.as_deref().filter(|v| !v.is_empty()) {
+        if !process_attrs::apparmor_enabled() {
+            bail!("--apparmor {profile:?}: AppArmor is not enabled on this host");
         }
     }
     let container = root.open_container(&args.id)?;
@@ -219,15 +219,7 @@ fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
             bail!("--process {}: args must not be empty", path.display());
         }
-        if p.apparmor_profile().as_ref().is_some_and(|v| !v.is_empty())
-            || p.selinux_label().as_ref().is_some_and(|v| !v.is_empty())
-        {
-            bail!(
-                "--process {}: apparmorProfile/selinuxLabel are not supported by berth yet",
-                path.display()
-            );
-        }
-        return Ok(p);
+        return Ok(with_apparmor_flag(p, args));
     }
     if args.args.is_empty() {
         bail!("exec needs a command: berth exec ID COMMAND [ARGS...] (or --process)");
@@ -284,7 +276,16 @@ fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
         add_caps(&mut caps, &args.cap)?;
         p.set_capabilities(Some(caps));
     }
-    Ok(p)
+    Ok(with_apparmor_flag(p, args))
+}
+
+/// `--apparmor NAME` replaces the profile the process would run under (the
+/// container's, or the --process file's); an empty NAME leaves it.
+fn with_apparmor_flag(mut p: Process, args: &ExecArgs) -> Process {
+    if let Some(profile) = args.apparmor.as_deref().filter(|v| !v.is_empty()) {
+        p.set_apparmor_profile(Some(profile.to_string()));
+    }
+    p
 }
 
 /// `--cap X`: added to bounding, effective and permitted; to inheritable and
@@ -458,6 +459,7 @@ fn become_process(s: &Setup) -> Result<std::convert::Infallible> {
     // As in the init: while still privileged in the container's namespaces.
     process_attrs::apply_io_priority(process)?;
     process_attrs::apply_scheduler(process)?;
+    process_attrs::apply_apparmor(process)?;
     let setgroups_allowed = !crate::procfs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "deny")
         .unwrap_or(false);

@@ -113,7 +113,9 @@ pub fn features() -> Value {
                 "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
                                    "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
             },
-            "apparmor": { "enabled": false },
+            // process.apparmorProfile is applied where the host has
+            // AppArmor ("irrelevant to the availability ... on the host").
+            "apparmor": { "enabled": true },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
             // containerd 2.x sends idmapped mounts only when this is true.

@@ -181,6 +181,9 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
     process_attrs::apply_io_priority(process)?;
     process_attrs::apply_scheduler(process)?;
     process_attrs::apply_memory_policy(spec)?;
+    // Takes effect at the execve; written before seccomp and switch_user,
+    // as runc does.
+    process_attrs::apply_apparmor(process)?;
     let setgroups_allowed = !crate::procfs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "deny")
         .unwrap_or(false);

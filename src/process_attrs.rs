@@ -1,6 +1,7 @@
 //! Per-process kernel attributes the config asks for: linux.personality,
 //! process.ioPriority, process.scheduler, process.execCPUAffinity,
-//! linux.memoryPolicy, and the LSM labels berth can only refuse.
+//! linux.memoryPolicy, process.apparmorProfile, and the SELinux labels
+//! berth can only refuse.
 //!
 //! Each field has a `validate_*` run by `bundle::load` at create, so a bad
 //! value fails before anything exists on the host, and an `apply_*` that
@@ -57,8 +58,10 @@ pub fn validate_process(p: &Process) -> Result<()> {
                 .map_err(|e| anyhow!("process.execCPUAffinity.final {list:?}: {e}"))?;
         }
     }
-    if p.apparmor_profile().as_ref().is_some_and(|l| !l.is_empty()) {
-        refuse_apparmor("process.apparmorProfile")?;
+    if p.apparmor_profile().as_ref().is_some_and(|l| !l.is_empty()) && !apparmor_enabled() {
+        // A profile asked for and not applied would run the container less
+        // confined than its config says: refuse rather than ignore.
+        bail!("process.apparmorProfile: AppArmor is not enabled on this host");
     }
     if p.selinux_label().as_ref().is_some_and(|l| !l.is_empty()) {
         refuse_selinux("process.selinuxLabel")?;
@@ -70,7 +73,7 @@ pub fn validate_process(p: &Process) -> Result<()> {
 
 /// AppArmor is on when the module says so; without the module (not built
 /// in, or disabled at boot) there is nothing to confine with.
-fn apparmor_enabled() -> bool {
+pub fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .is_ok_and(|s| s.trim() == "Y")
 }
@@ -80,20 +83,86 @@ fn selinux_enabled() -> bool {
     std::path::Path::new("/sys/fs/selinux/enforce").exists()
 }
 
-// A label asked for and not applied would run the container less confined
-// than its config says: refuse rather than ignore.
-fn refuse_apparmor(field: &str) -> Result<()> {
-    if !apparmor_enabled() {
-        bail!("{field}: AppArmor is not enabled on this host");
-    }
-    bail!("{field}: applying AppArmor profiles is not supported by berth yet");
-}
-
+// As for AppArmor, a label asked for and not applied would run the
+// container less confined than its config says.
 fn refuse_selinux(field: &str) -> Result<()> {
     if !selinux_enabled() {
         bail!("{field}: SELinux is not enabled on this host");
     }
     bail!("{field}: applying SELinux labels is not supported by berth yet");
+}
+
+/// process.apparmorProfile: asks AppArmor to move the calling thread into
+/// the profile at its next execve (the "exec" attribute, as runc does), so
+/// berth's own setup runs unconfined and the user's program starts
+/// confined. Called before switch_user and seccomp, while still root in the
+/// container: the write then cannot be refused for want of a capability or
+/// by the container's filter. An unconfined task may pick any profile, and
+/// AppArmor lets an unconfined task's exec transition happen under
+/// no_new_privs, so process.noNewPrivileges does not get in the way.
+pub fn apply_apparmor(process: &Process) -> Result<()> {
+    let Some(profile) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(());
+    };
+    write_apparmor_exec(profile)
+        .map_err(|e| anyhow!("set process.apparmorProfile {profile:?}: {e}"))
+}
+
+const PROC_ROOT_INO: u64 = 1;
+
+/// Writes "exec PROFILE" to this thread's AppArmor exec attribute through
+/// /proc (the container's, once pivoted). /proc must be the root of a
+/// procfs, and the lookup from it may neither cross a mount point nor
+/// follow a magic link: something mounted over attr/ (a bind of another
+/// proc file, a tmpfs) cannot take the write.
+fn write_apparmor_exec(profile: &str) -> std::io::Result<()> {
+    use crate::rootfs::sys;
+    use std::io::{Error, ErrorKind, Write};
+    let proc = nix::fcntl::open(
+        "/proc",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::other(format!("open /proc: {e}")))?;
+    // SAFETY: nix just returned this descriptor to us.
+    let proc = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(proc) };
+    let fs = nix::sys::statfs::fstatfs(&proc)?;
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&proc))?;
+    if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC || st.st_ino != PROC_ROOT_INO {
+        return Err(Error::other("/proc is not the root of a procfs"));
+    }
+    let resolve = libc::RESOLVE_NO_XDEV | libc::RESOLVE_NO_MAGICLINKS;
+    // attr/apparmor/ since Linux 5.8 (LSM stacking); attr/exec before it.
+    let file = match sys::openat2(
+        std::os::fd::AsFd::as_fd(&proc),
+        c"thread-self/attr/apparmor/exec",
+        libc::O_WRONLY,
+        resolve,
+    ) {
+        Err(e) if e.kind() == ErrorKind::NotFound => sys::openat2(
+            std::os::fd::AsFd::as_fd(&proc),
+            c"thread-self/attr/exec",
+            libc::O_WRONLY,
+            resolve,
+        ),
+        r => r,
+    }?;
+    // One write: the kernel takes the attribute whole or not at all.
+    let text = format!("exec {profile}");
+    let n = std::fs::File::from(file)
+        .write(text.as_bytes())
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => Error::other("no profile of that name is loaded"),
+            _ => e,
+        })?;
+    if n != text.len() {
+        return Err(Error::other(format!("short write ({n} of {})", text.len())));
+    }
+    Ok(())
 }
 
 // ---- linux.personality ---------------------------------------------------

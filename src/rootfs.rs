@@ -17,7 +17,7 @@ mod devices;
 pub mod mount_options;
 pub(crate) mod mountinfo;
 mod resolve;
-mod sys;
+pub(crate) mod sys;
 #[cfg(test)]
 mod tests;
 
