@@ -140,6 +140,47 @@ fn device_path_that_is_not_a_clean_absolute_path_is_refused() {
     fx.assert_no_residue();
 }
 
+// config-linux.md "Devices" `path`: "full path to device inside container".
+// The rootfs is the container's to shape: a symlink in it that points at a
+// host directory is resolved inside the rootfs, so the node is made there
+// (or create fails), never in the host directory the link names.
+#[test]
+fn device_path_through_a_symlink_stays_in_the_rootfs() {
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    let host_dir = b.dir.join("host-side");
+    std::fs::create_dir(&host_dir).unwrap();
+    b.mkdir_rootfs("/opt");
+    std::os::unix::fs::symlink(&host_dir, b.rootfs().join("opt/escape")).unwrap();
+    b.linux()["devices"] = json!([
+        {"path": "/opt/escape/null2", "type": "c", "major": 1, "minor": 3, "fileMode": 438}
+    ]);
+    b.set_args(&["true"]);
+    let id = fx.id("devlink");
+    let out = fx.run(&b, &id, &[]);
+    let in_host_dir: Vec<_> = std::fs::read_dir(&host_dir).unwrap().collect();
+    assert!(
+        in_host_dir.is_empty(),
+        "a device node was made in the host directory {}: {}",
+        host_dir.display(),
+        out.describe()
+    );
+    if out.code() == Some(0) {
+        // Made where the link points when read inside the rootfs.
+        let inside = b
+            .rootfs()
+            .join(host_dir.strip_prefix("/").unwrap())
+            .join("null2");
+        assert!(
+            inside.exists(),
+            "{} missing: {}",
+            inside.display(),
+            out.describe()
+        );
+    }
+    fx.assert_no_residue();
+}
+
 // runtime-linux.md "Dev symbolic links".
 #[test]
 fn dev_symlinks() {
