@@ -74,10 +74,11 @@ fn set_net_devices(b: &mut Bundle, devices: Value) {
 /// Inside the container: every interface with its flags, one per line.
 const LINKS: &str = "for d in /sys/class/net/*; do echo \"$(basename $d) $(cat $d/flags)\"; done";
 
-/// name -> flags from [`LINKS`] output.
+/// name -> flags from [`LINKS`] output (other lines are skipped).
 fn parse_links(out: &str) -> Vec<(String, u32)> {
     out.lines()
         .filter_map(|l| l.split_once(' '))
+        .filter(|(_, f)| f.starts_with("0x"))
         .map(|(n, f)| {
             let f = u32::from_str_radix(f.trim().trim_start_matches("0x"), 16)
                 .unwrap_or_else(|e| panic!("flags of {n}: {f:?}: {e}"));
@@ -249,11 +250,12 @@ fn template_lets_the_kernel_pick_names() {
     assert_eq!(names, ["net0", "net1"], "{links:?}");
 }
 
-// The devices go into a network namespace the container owns (runc requires
-// a new one too): a joined netns, or none (the host's), is refused naming
-// the field, before anything exists; the device stays on the host.
+// The devices go into a network namespace that is not the host's (runc
+// says "a private NET namespace"): no network namespace at all, or a path to
+// the host's own, is refused naming the field, before anything exists; the
+// device stays on the host.
 #[test]
-fn needs_a_new_network_namespace() {
+fn needs_a_private_network_namespace() {
     berth_only!("runc 1.1.5 has no linux.netDevices");
     let fx = Fixture::new();
     let veth = Veth::new();
@@ -267,10 +269,82 @@ fn needs_a_new_network_namespace() {
         }
         let id = fx.id("netns");
         fx.create(&b, &id, &[])
-            .fails_with(&["linux.netDevices", "new network namespace"]);
+            .fails_with(&["linux.netDevices", "private network namespace"]);
         assert!(host_has(&veth.name), "the device left the host");
     }
     fx.assert_no_residue();
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new() -> Self {
+        let name = format!("btns{}", std::process::id());
+        ip(&["netns", "add", &name]);
+        Netns { name }
+    }
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+// A netns joined by path (an orchestrator's, e.g. a pod's) gets the device
+// too. "Namespace Lifecycle": "The runtime MUST NOT actively manage the
+// interface's lifecycle ... within the container's network namespace" and
+// MUST NOT move it out: after the container is deleted the device is still
+// in that namespace, with its address, up.
+#[test]
+fn joined_netns_keeps_the_device_after_delete() {
+    berth_only!("runc 1.1.5 has no linux.netDevices");
+    let fx = Fixture::new();
+    let veth = Veth::new();
+    let ns = Netns::new();
+    let v4 = format!("10.215.{}.1/24", std::process::id() % 250 + 1);
+    ip(&["addr", "add", &v4, "dev", &veth.name]);
+    let mut b = fx.bundle();
+    b.set_namespace("network", Some(&ns.path()));
+    set_net_devices(&mut b, json!({ veth.name.clone(): { "name": "ctr0" } }));
+    let out = fx.run_sh(&mut b, &format!("{LINKS}; ip -o addr show dev ctr0"));
+    let links = parse_links(&out);
+    assert!(
+        links.iter().any(|(n, f)| n == "ctr0" && f & IFF_UP != 0),
+        "no ctr0 up inside: {out}"
+    );
+    assert!(
+        out.contains(&format!("inet {v4}")),
+        "{v4} not inside: {out}"
+    );
+    assert!(!host_has(&veth.name));
+    let in_ns = |args: &[&str]| {
+        let out = Command::new("ip")
+            .args(["-n", &ns.name, "-o"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let addrs = in_ns(&["addr", "show", "dev", "ctr0"]);
+    assert!(
+        addrs.contains(&format!("inet {v4}")),
+        "the device or its address left the joined netns after delete: {addrs:?}"
+    );
+    let link = in_ns(&["link", "show", "dev", "ctr0"]);
+    let flags = link.split(['<', '>']).nth(1).unwrap_or("");
+    assert!(
+        flags.split(',').any(|f| f == "UP"),
+        "ctr0 is no longer up after delete: {link:?}"
+    );
 }
 
 // Names the kernel would refuse, and two entries with one name inside, fail
@@ -305,5 +379,30 @@ fn bad_names_fail() {
             .fails_with(&["linux.netDevices", needle]);
         assert!(host_has(&a.name) && host_has(&c.name));
     }
+    fx.assert_no_residue();
+}
+
+// runtime.md "Errors": a create that fails after the device moved (here a
+// createRuntime hook, which runs after the move) leaves nothing behind. The
+// device is not moved back (config-linux.md "Namespace Lifecycle"): the
+// netns dies with the init and the kernel destroys the veth, host peer too.
+#[test]
+fn failure_after_the_move_leaves_nothing() {
+    berth_only!("runc 1.1.5 has no linux.netDevices");
+    let fx = Fixture::new();
+    let veth = Veth::new();
+    let mut b = fx.bundle();
+    set_net_devices(&mut b, json!({ veth.name.clone(): { "name": "ctr0" } }));
+    b.config["hooks"] = json!({ "createRuntime": [{ "path": "/bin/false" }] });
+    let id = fx.id("hookfail");
+    fx.create(&b, &id, &[]).fails_with(&["createRuntime"]);
+    assert!(
+        !host_has(&veth.name),
+        "the device was not moved before the hook"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || !host_has(&veth.peer)),
+        "the veth outlived the failed create's network namespace"
+    );
     fx.assert_no_residue();
 }

@@ -25,7 +25,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxNamespaceType;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -261,7 +261,12 @@ fn create_in(
     // linux.netDevices, from here in the host's netns while the init works
     // on its rootfs; done before the prestart hooks (which may configure
     // them) and before the init writes linux.sysctl (which may name them).
-    netdevices::move_into(&bundle.spec, pid)?;
+    netdevices::move_into(
+        &bundle.spec,
+        plan.join_of(LinuxNamespaceType::Network)
+            .map(|j| j.fd.as_fd()),
+        pid,
+    )?;
 
     if let Some(poststop) = bundle
         .spec

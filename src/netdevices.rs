@@ -1,5 +1,6 @@
 //! linux.netDevices (config-linux.md "Network Devices"): host network
-//! devices moved into the container's new network namespace at create,
+//! devices moved into the container's network namespace at create (a new
+//! one, or one joined by path that is not the host's, as runc allows),
 //! optionally renamed, with their permanent global addresses and "up".
 //!
 //! Raw rtnetlink on a NETLINK_ROUTE socket, no library: a link dump, an
@@ -8,7 +9,8 @@
 //!
 //! Who does what: `berth create` stays in the host's network namespace and
 //! moves each device with RTM_NEWLINK + IFLA_NET_NS_FD (an fd of the init's
-//! netns from /proc/PID/ns/net). The kernel drops a device's addresses when
+//! new netns from /proc/PID/ns/net, or of the joined one as opened from
+//! its path). The kernel drops a device's addresses when
 //! it changes namespace, so they are read before the move and re-added
 //! afterwards *inside* the container's netns, together with IFF_UP. For that
 //! berth opens a second NETLINK_ROUTE socket inside the container's netns: a
@@ -24,13 +26,15 @@
 //! moves physical devices back to the initial netns (keeping the name given
 //! in the container) and DESTROYS virtual ones: a moved veth and its host
 //! peer are gone afterwards. That is the kernel's behaviour, which the spec
-//! asks runtimes to leave alone.
+//! asks runtimes to leave alone. A joined netns outlives the container: the
+//! devices stay there, its owner's to manage.
 
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
 
 // linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h, linux/netlink.h.
 const NLMSG_ERROR: u16 = 2;
@@ -77,6 +81,17 @@ impl NetDevice {
     fn is_template(&self) -> bool {
         self.inside.contains("%d")
     }
+
+    /// Whether the kernel could have given the device `name` inside.
+    fn matches(&self, name: &str) -> bool {
+        match self.inside.split_once("%d") {
+            None => name == self.inside,
+            Some((pre, post)) => name
+                .strip_prefix(pre)
+                .and_then(|r| r.strip_suffix(post))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        }
+    }
 }
 
 /// The entries of linux.netDevices, sorted by host name (the map has no
@@ -101,7 +116,7 @@ pub fn devices(spec: &Spec) -> Vec<NetDevice> {
     out
 }
 
-/// What can be checked before anything exists: a new network namespace,
+/// What can be checked before anything exists: a private network namespace,
 /// valid names, no two entries with one name inside, and every host device
 /// present in berth's (the host's) network namespace.
 pub fn validate(spec: &Spec) -> Result<()> {
@@ -110,6 +125,14 @@ pub fn validate(spec: &Spec) -> Result<()> {
         return Ok(());
     }
     validate_static(spec, &devs)?;
+    if let Some(path) = netns_entry(spec).and_then(|n| n.path().clone()) {
+        if !path.as_os_str().is_empty() && same_file(&path, Path::new("/proc/self/ns/net"))? {
+            bail!(
+                "linux.netDevices needs a private network namespace: {} (linux.namespaces) is the host's",
+                path.display()
+            );
+        }
+    }
     let mut host = Netlink::open().context("linux.netDevices: netlink socket")?;
     let links = host.links()?;
     for d in &devs {
@@ -123,28 +146,33 @@ pub fn validate(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn validate_static(spec: &Spec, devs: &[NetDevice]) -> Result<()> {
-    // The devices go into a namespace the container owns (runc requires
-    // the same): moving one into a joined netns would hand it to whoever
-    // else lives there, and "none" would mean the host's own.
-    let netns = spec
-        .linux()
+fn netns_entry(spec: &Spec) -> Option<oci_spec::runtime::LinuxNamespace> {
+    spec.linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .and_then(|ns| {
             ns.iter()
                 .find(|n| n.typ() == LinuxNamespaceType::Network)
                 .cloned()
-        });
-    match netns {
-        None => bail!(
-            "linux.netDevices needs a new network namespace in linux.namespaces, and there is none"
-        ),
-        Some(n) if n.path().as_ref().is_some_and(|p| !p.as_os_str().is_empty()) => bail!(
-            "linux.netDevices needs a new network namespace: linux.namespaces joins {}",
-            n.path().as_ref().expect("checked").display()
-        ),
-        Some(_) => {}
+        })
+}
+
+fn same_file(a: &Path, b: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = |p: &Path| {
+        std::fs::metadata(p).map_err(|e| anyhow!("linux.netDevices: {}: {e}", p.display()))
+    };
+    let (a, b) = (meta(a)?, meta(b)?);
+    Ok(a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+fn validate_static(spec: &Spec, devs: &[NetDevice]) -> Result<()> {
+    // The devices go into a network namespace that is not the host's: a
+    // new one, or one the config joins by path (an orchestrator's pod
+    // netns, which runc accepts too). Without one they would stay where
+    // they are, on the host.
+    if netns_entry(spec).is_none() {
+        bail!("linux.netDevices needs a private network namespace: linux.namespaces has no network entry");
     }
     let mut seen = HashSet::new();
     for d in devs {
@@ -196,17 +224,23 @@ struct Address {
     attrs: Vec<(u16, Vec<u8>)>,
 }
 
-/// Moves every device of linux.netDevices into the netns of `pid` (the
-/// container's init, a new netns): checks all of them first, then for each
-/// one reads its permanent global addresses, moves and renames it, re-adds
-/// the addresses inside and sets it up.
-pub fn move_into(spec: &Spec, pid: i32) -> Result<()> {
+/// Moves every device of linux.netDevices into the container's network
+/// namespace: `joined` (the fd linux.namespaces' path was opened as) or
+/// else the new one the init `pid` was cloned into. Checks all of them
+/// first, then for each one reads its permanent global addresses, moves and
+/// renames it, re-adds the addresses inside and sets it up.
+pub fn move_into(spec: &Spec, joined: Option<BorrowedFd>, pid: i32) -> Result<()> {
     let devs = devices(spec);
     if devs.is_empty() {
         return Ok(());
     }
-    let netns = File::open(format!("/proc/{pid}/ns/net"))
-        .map_err(|e| anyhow!("linux.netDevices: open the container's network namespace: {e}"))?;
+    // A joined netns by the fd opened at plan time: the init may not have
+    // entered it yet.
+    let netns: File = match joined {
+        Some(fd) => fd.try_clone_to_owned().map(File::from),
+        None => File::open(format!("/proc/{pid}/ns/net")),
+    }
+    .map_err(|e| anyhow!("linux.netDevices: open the container's network namespace: {e}"))?;
     let mut host = Netlink::open().context("linux.netDevices: netlink socket")?;
     let mut inner = Netlink::open_in(&netns)?;
 
@@ -256,12 +290,13 @@ pub fn move_into(spec: &Spec, pid: i32) -> Result<()> {
                 d.inside
             )
         })?;
-        // The device's index inside: the one link that was not there before
-        // (the init runs only berth's own code now; nothing else adds links).
+        // The device's index inside: the new link with the name asked for
+        // (or one the template expands to). A joined netns may see other
+        // links come and go meanwhile; the name tells ours apart.
         let after = inner.links()?;
         let new: Vec<(i32, String)> = after
             .into_iter()
-            .filter(|(i, _)| !before.contains_key(i))
+            .filter(|(i, n)| !before.contains_key(i) && d.matches(n))
             .collect();
         let [(inner_index, inner_name)] = new.as_slice() else {
             bail!(
@@ -611,6 +646,18 @@ mod tests {
         ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn template_matches() {
+        let d = |inside: &str| NetDevice {
+            host: "h".into(),
+            inside: inside.into(),
+        };
+        assert!(d("eth%d").matches("eth0") && d("eth%d").matches("eth12"));
+        assert!(!d("eth%d").matches("eth") && !d("eth%d").matches("ethx"));
+        assert!(d("a%db").matches("a3b") && !d("a%db").matches("a3"));
+        assert!(d("ctr0").matches("ctr0") && !d("ctr0").matches("ctr1"));
     }
 
     #[test]
