@@ -406,3 +406,30 @@ fn failure_after_the_move_leaves_nothing() {
     );
     fx.assert_no_residue();
 }
+
+// The same in a container with its own user namespace, which then owns the
+// new network namespace: berth, root on the host, still moves the device
+// in, re-adds its address and sets it up.
+#[test]
+fn moved_into_a_user_namespaced_container() {
+    berth_only!("runc 1.1.5 has no linux.netDevices");
+    let fx = Fixture::new();
+    let veth = Veth::new();
+    let v4 = format!("10.216.{}.1/24", std::process::id() % 250 + 1);
+    ip(&["addr", "add", &v4, "dev", &veth.name]);
+    let mut b = fx.bundle();
+    b.set_namespace("user", None);
+    b.linux()["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.linux()["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    set_net_devices(&mut b, json!({ veth.name.clone(): { "name": "ctr0" } }));
+    let out = fx.run_sh(&mut b, &format!("{LINKS}; ip -o addr show dev ctr0"));
+    let links = parse_links(&out);
+    assert!(
+        links.iter().any(|(n, f)| n == "ctr0" && f & IFF_UP != 0),
+        "no ctr0 up inside: {out}"
+    );
+    assert!(
+        out.contains(&format!("inet {v4}")),
+        "{v4} not inside: {out}"
+    );
+}

@@ -65,7 +65,7 @@ pub fn create(req: &Request) -> Result<Created> {
     rootless::check_config(&bundle.spec, &plan)?;
     // Before anything exists: the devices are on the host, the names are
     // valid and the container gets a network namespace of its own.
-    netdevices::validate(&bundle.spec)?;
+    netdevices::validate(&bundle.spec, req.rootless)?;
     // Compiled before anything exists, so a bad profile leaves nothing
     // behind; the init loads this context from its copy of our memory.
     let seccomp_profile = bundle

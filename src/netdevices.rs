@@ -119,10 +119,14 @@ pub fn devices(spec: &Spec) -> Vec<NetDevice> {
 /// What can be checked before anything exists: a private network namespace,
 /// valid names, no two entries with one name inside, and every host device
 /// present in berth's (the host's) network namespace.
-pub fn validate(spec: &Spec) -> Result<()> {
+pub fn validate(spec: &Spec, rootless: bool) -> Result<()> {
     let devs = devices(spec);
     if devs.is_empty() {
         return Ok(());
+    }
+    if rootless {
+        // Moving a host device takes CAP_NET_ADMIN in the host's netns.
+        bail!("linux.netDevices is not supported in rootless mode: moving a host device needs CAP_NET_ADMIN on the host");
     }
     validate_static(spec, &devs)?;
     if let Some(path) = netns_entry(spec).and_then(|n| n.path().clone()) {
