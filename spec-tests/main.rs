@@ -24,6 +24,7 @@ mod hooks;
 mod lifecycle;
 mod mounts;
 mod namespaces;
+mod netdevices;
 mod process;
 mod process_fields;
 mod process_model;

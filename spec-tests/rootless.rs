@@ -260,6 +260,22 @@ fn rootless_without_user_namespace_fails() {
     fx.assert_no_residue();
 }
 
+// config-linux.md "Network Devices": moving a host device takes
+// CAP_NET_ADMIN on the host, which a rootless user lacks: create fails
+// naming the field and leaves nothing behind (runc 1.1.5 ignores the field).
+#[test]
+fn rootless_net_devices_fail() {
+    berth_only!("runc 1.1.5 ignores linux.netDevices");
+    let fx = Fixture::new();
+    let (mut bundle, xdg) = rootless_bundle(&fx);
+    bundle.set_namespace("network", None);
+    bundle.linux()["netDevices"] = json!({ "eth0": {} });
+    let out = run_as_user(&fx, &mut bundle, &xdg, "true");
+    out.fails_with(&["linux.netDevices", "rootless"]);
+    assert_no_state(&xdg);
+    fx.assert_no_residue();
+}
+
 // runc --rootless: cgroup permission errors are ignored only while no
 // resource is asked for; a memory limit without a writable (delegated)
 // cgroup is an error naming the field, and nothing is left behind.

@@ -143,9 +143,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         if linux.intel_rdt().is_some() {
             missing.push("linux.intelRdt");
         }
-        if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            missing.push("linux.netDevices");
-        }
     }
     if !missing.is_empty() {
         bail!("not supported by berth yet: {}", missing.join(", "));

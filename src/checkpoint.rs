@@ -535,6 +535,11 @@ pub fn restore(
         );
     }
     let bundle = bundle::load(&a.bundle)?;
+    // CRIU restores the network namespace from the image; moving host
+    // devices into it is not wired up: refuse rather than drop them.
+    if !crate::netdevices::devices(&bundle.spec).is_empty() {
+        bail!("{what}: linux.netDevices is not supported by restore yet");
+    }
     if let Ok(data) = std::fs::read(image.join(MARKER)) {
         let marker: Marker = serde_json::from_slice(&data)
             .map_err(|e| anyhow!("{what}: invalid {}: {e}", image.join(MARKER).display()))?;

@@ -16,14 +16,16 @@ use crate::bundle::{self, Bundle};
 use crate::cli::CreateOpts;
 use crate::state::{LockedDir, OciState, Root, Saved, Status, START_SOCKET};
 use crate::sync::{self, Channel, Message};
-use crate::{cgroups, console, hooks, init, logging, namespaces, rootfs, rootless, seccomp};
+use crate::{
+    cgroups, console, hooks, init, logging, namespaces, netdevices, rootfs, rootless, seccomp,
+};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxNamespaceType;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -61,6 +63,9 @@ pub fn create(req: &Request) -> Result<Created> {
     let bundle = bundle::load(&req.opts.bundle)?;
     let plan = namespaces::plan(&bundle.spec)?;
     rootless::check_config(&bundle.spec, &plan)?;
+    // Before anything exists: the devices are on the host, the names are
+    // valid and the container gets a network namespace of its own.
+    netdevices::validate(&bundle.spec, req.rootless)?;
     // Compiled before anything exists, so a bad profile leaves nothing
     // behind; the init loads this context from its copy of our memory.
     let seccomp_profile = bundle
@@ -253,6 +258,15 @@ fn create_in(
             _ => e,
         });
     }
+    // linux.netDevices, from here in the host's netns while the init works
+    // on its rootfs; done before the prestart hooks (which may configure
+    // them) and before the init writes linux.sysctl (which may name them).
+    netdevices::move_into(
+        &bundle.spec,
+        plan.join_of(LinuxNamespaceType::Network)
+            .map(|j| j.fd.as_fd()),
+        pid,
+    )?;
 
     if let Some(poststop) = bundle
         .spec

@@ -120,7 +120,7 @@ pub fn features() -> Value {
             "intelRdt": { "enabled": false },
             // containerd 2.x sends idmapped mounts only when this is true.
             "mountExtensions": { "idmap": { "enabled": true } },
-            "netDevices": { "enabled": false }
+            "netDevices": { "enabled": true }
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION"),

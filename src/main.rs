@@ -15,6 +15,7 @@ mod idmap;
 mod init;
 mod logging;
 mod namespaces;
+mod netdevices;
 mod process;
 mod process_attrs;
 mod procfs;
