@@ -179,11 +179,12 @@ fn features_document() {
     for (k, v) in linux["cgroup"].as_object().unwrap() {
         assert!(v.is_boolean(), "cgroup.{k}");
     }
-    // features-linux.md: "irrelevant to the availability of AppArmor on
-    // the host": berth applies process.apparmorProfile, not SELinux labels.
-    assert_eq!(linux["selinux"]["enabled"], false);
+    // features-linux.md: "irrelevant to the availability of AppArmor [or
+    // SELinux] on the host": berth applies process.apparmorProfile,
+    // process.selinuxLabel and linux.mountLabel where the host has the LSM.
     if is_berth() {
         assert_eq!(linux["apparmor"]["enabled"], true);
+        assert_eq!(linux["selinux"]["enabled"], true);
     }
     if is_berth() {
         let sc = &linux["seccomp"];

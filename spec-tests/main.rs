@@ -30,4 +30,5 @@ mod process_fields;
 mod process_model;
 mod rootless;
 mod seccomp;
+mod selinux;
 mod username;

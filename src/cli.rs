@@ -297,7 +297,7 @@ pub struct ExecArgs {
     /// Exec even if the container is paused
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
-    /// SELinux label for the process (berth has no SELinux support: refused)
+    /// SELinux label for the process (replaces the container's)
     #[arg(long = "process-label")]
     pub process_label: Option<String>,
     /// AppArmor profile for the process (replaces the container's)

@@ -45,8 +45,10 @@ const NAMESPACES: [(&str, libc::c_int); 8] = [
 ];
 
 pub fn exec(root: &Root, args: &ExecArgs) -> Result<i32> {
-    if args.process_label.as_deref().is_some_and(|v| !v.is_empty()) {
-        bail!("--process-label is not supported: berth has no SELinux support yet");
+    if let Some(label) = args.process_label.as_deref().filter(|v| !v.is_empty()) {
+        if !process_attrs::selinux_enabled() {
+            bail!("--process-label {label:?}: SELinux is not enabled on this host");
+        }
     }
     if let Some(profile) = args.apparmor.as_deref().filter(|v| !v.is_empty()) {
         if !process_attrs::apparmor_enabled() {
@@ -219,7 +221,7 @@ fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
             bail!("--process {}: args must not be empty", path.display());
         }
-        return Ok(with_apparmor_flag(p, args));
+        return Ok(with_label_flags(p, args));
     }
     if args.args.is_empty() {
         bail!("exec needs a command: berth exec ID COMMAND [ARGS...] (or --process)");
@@ -276,14 +278,18 @@ fn build_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
         add_caps(&mut caps, &args.cap)?;
         p.set_capabilities(Some(caps));
     }
-    Ok(with_apparmor_flag(p, args))
+    Ok(with_label_flags(p, args))
 }
 
-/// `--apparmor NAME` replaces the profile the process would run under (the
-/// container's, or the --process file's); an empty NAME leaves it.
-fn with_apparmor_flag(mut p: Process, args: &ExecArgs) -> Process {
+/// `--apparmor NAME` and `--process-label LABEL` replace the profile and
+/// label the process would run under (the container's, or the --process
+/// file's); an empty value leaves them.
+fn with_label_flags(mut p: Process, args: &ExecArgs) -> Process {
     if let Some(profile) = args.apparmor.as_deref().filter(|v| !v.is_empty()) {
         p.set_apparmor_profile(Some(profile.to_string()));
+    }
+    if let Some(label) = args.process_label.as_deref().filter(|v| !v.is_empty()) {
+        p.set_selinux_label(Some(label.to_string()));
     }
     p
 }
@@ -460,6 +466,7 @@ fn become_process(s: &Setup) -> Result<std::convert::Infallible> {
     process_attrs::apply_io_priority(process)?;
     process_attrs::apply_scheduler(process)?;
     process_attrs::apply_apparmor(process)?;
+    process_attrs::apply_selinux(process)?;
     let setgroups_allowed = !crate::procfs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "deny")
         .unwrap_or(false);

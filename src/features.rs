@@ -113,10 +113,11 @@ pub fn features() -> Value {
                 "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
                                    "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
             },
-            // process.apparmorProfile is applied where the host has
-            // AppArmor ("irrelevant to the availability ... on the host").
+            // process.apparmorProfile, process.selinuxLabel and
+            // linux.mountLabel are applied where the host has the LSM
+            // ("irrelevant to the availability ... on the host").
             "apparmor": { "enabled": true },
-            "selinux": { "enabled": false },
+            "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
             // containerd 2.x sends idmapped mounts only when this is true.
             "mountExtensions": { "idmap": { "enabled": true } },

@@ -170,7 +170,11 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
     }
 
     if !ctx.no_new_keyring {
+        // The keyring is created with the process label, then keys the
+        // init itself might make get its own context again.
+        process_attrs::set_selinux_keycreate(process, true)?;
         join_session_keyring(&state.id)?;
+        process_attrs::set_selinux_keycreate(process, false)?;
     }
     process::set_oom_score_adj(process)?;
     process::set_rlimits(process)?;
@@ -184,6 +188,7 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
     // Takes effect at the execve; written before seccomp and switch_user,
     // as runc does.
     process_attrs::apply_apparmor(process)?;
+    process_attrs::apply_selinux(process)?;
     let setgroups_allowed = !crate::procfs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "deny")
         .unwrap_or(false);

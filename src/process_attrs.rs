@@ -1,7 +1,7 @@
 //! Per-process kernel attributes the config asks for: linux.personality,
 //! process.ioPriority, process.scheduler, process.execCPUAffinity,
-//! linux.memoryPolicy, process.apparmorProfile, and the SELinux labels
-//! berth can only refuse.
+//! linux.memoryPolicy, process.apparmorProfile, process.selinuxLabel and
+//! the checks of linux.mountLabel (applied by src/rootfs.rs).
 //!
 //! Each field has a `validate_*` run by `bundle::load` at create, so a bad
 //! value fails before anything exists on the host, and an `apply_*` that
@@ -25,8 +25,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
         if let Some(mp) = linux.memory_policy() {
             validate_memory_policy(mp)?;
         }
-        if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
-            refuse_selinux("linux.mountLabel")?;
+        if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
+            check_selinux_label("linux.mountLabel", label)?;
         }
     }
     if let Some(p) = spec.process() {
@@ -63,8 +63,8 @@ pub fn validate_process(p: &Process) -> Result<()> {
         // confined than its config says: refuse rather than ignore.
         bail!("process.apparmorProfile: AppArmor is not enabled on this host");
     }
-    if p.selinux_label().as_ref().is_some_and(|l| !l.is_empty()) {
-        refuse_selinux("process.selinuxLabel")?;
+    if let Some(label) = p.selinux_label().as_deref().filter(|l| !l.is_empty()) {
+        check_selinux_label("process.selinuxLabel", label)?;
     }
     Ok(())
 }
@@ -79,17 +79,61 @@ pub fn apparmor_enabled() -> bool {
 }
 
 /// selinuxfs is only registered, and mounted by init, when SELinux is on.
-fn selinux_enabled() -> bool {
+pub fn selinux_enabled() -> bool {
     std::path::Path::new("/sys/fs/selinux/enforce").exists()
 }
 
-// As for AppArmor, a label asked for and not applied would run the
-// container less confined than its config says.
-fn refuse_selinux(field: &str) -> Result<()> {
+/// A label asked for and not applied would run the container less confined
+/// than its config says: without SELinux, refuse. With it, ask the loaded
+/// policy whether the context is valid (selinuxfs "context", which
+/// libselinux's security_check_context uses), so a bad label fails create
+/// or exec before anything exists. Only a definite "invalid" (EINVAL)
+/// fails here; if the check itself cannot be made, the write at apply time
+/// still decides.
+fn check_selinux_label(field: &str, label: &str) -> Result<()> {
     if !selinux_enabled() {
         bail!("{field}: SELinux is not enabled on this host");
     }
-    bail!("{field}: applying SELinux labels is not supported by berth yet");
+    use std::io::Write;
+    let checked = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/sys/fs/selinux/context")
+        .and_then(|mut f| f.write(label.as_bytes()));
+    if let Err(e) = checked {
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            bail!("{field} {label:?}: not a valid SELinux context in the loaded policy");
+        }
+    }
+    Ok(())
+}
+
+/// process.selinuxLabel: sets this thread's SELinux exec attribute
+/// (/proc/thread-self/attr/exec: SELinux keeps its attributes at the top
+/// level of attr/), so berth's own setup keeps berth's context and the
+/// user's program starts in the label at execve. Called where
+/// apply_apparmor is, before seccomp and switch_user, as runc does.
+pub fn apply_selinux(process: &Process) -> Result<()> {
+    let Some(label) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    write_proc_attr(&[c"thread-self/attr/exec"], label)
+        .map_err(|e| anyhow!("set process.selinuxLabel {label:?}: {e}"))
+}
+
+/// The SELinux label for keys this thread creates (attr/keycreate), so the
+/// container's session keyring carries the process label as runc's does;
+/// `set == false` resets it to the default (the creator's own context).
+pub fn set_selinux_keycreate(process: &Process, set: bool) -> Result<()> {
+    let Some(label) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    // A lone newline clears the attribute (an empty write may never reach
+    // the LSM).
+    let text = if set { label } else { "\n" };
+    write_proc_attr(&[c"thread-self/attr/keycreate"], text).map_err(|e| {
+        anyhow!("set the session keyring's label to process.selinuxLabel {label:?}: {e}")
+    })
 }
 
 /// process.apparmorProfile: asks AppArmor to move the calling thread into
@@ -108,18 +152,27 @@ pub fn apply_apparmor(process: &Process) -> Result<()> {
     else {
         return Ok(());
     };
-    write_apparmor_exec(profile)
-        .map_err(|e| anyhow!("set process.apparmorProfile {profile:?}: {e}"))
+    // attr/apparmor/ since Linux 5.8 (LSM stacking); attr/exec before it.
+    write_proc_attr(
+        &[c"thread-self/attr/apparmor/exec", c"thread-self/attr/exec"],
+        &format!("exec {profile}"),
+    )
+    .map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => {
+            anyhow!("set process.apparmorProfile {profile:?}: no profile of that name is loaded")
+        }
+        _ => anyhow!("set process.apparmorProfile {profile:?}: {e}"),
+    })
 }
 
 const PROC_ROOT_INO: u64 = 1;
 
-/// Writes "exec PROFILE" to this thread's AppArmor exec attribute through
-/// /proc (the container's, once pivoted). /proc must be the root of a
-/// procfs, and the lookup from it may neither cross a mount point nor
-/// follow a magic link: something mounted over attr/ (a bind of another
+/// Writes `text` to the first of `paths` (under /proc, the container's once
+/// pivoted) that exists: an attribute of this thread. /proc must be the
+/// root of a procfs, and the lookup from it may neither cross a mount point
+/// nor follow a magic link: something mounted over attr/ (a bind of another
 /// proc file, a tmpfs) cannot take the write.
-fn write_apparmor_exec(profile: &str) -> std::io::Result<()> {
+fn write_proc_attr(paths: &[&std::ffi::CStr], text: &str) -> std::io::Result<()> {
     use crate::rootfs::sys;
     use std::io::{Error, ErrorKind, Write};
     let proc = nix::fcntl::open(
@@ -136,29 +189,20 @@ fn write_apparmor_exec(profile: &str) -> std::io::Result<()> {
         return Err(Error::other("/proc is not the root of a procfs"));
     }
     let resolve = libc::RESOLVE_NO_XDEV | libc::RESOLVE_NO_MAGICLINKS;
-    // attr/apparmor/ since Linux 5.8 (LSM stacking); attr/exec before it.
-    let file = match sys::openat2(
-        std::os::fd::AsFd::as_fd(&proc),
-        c"thread-self/attr/apparmor/exec",
-        libc::O_WRONLY,
-        resolve,
-    ) {
-        Err(e) if e.kind() == ErrorKind::NotFound => sys::openat2(
+    let mut opened = Err(Error::from(ErrorKind::NotFound));
+    for path in paths {
+        opened = sys::openat2(
             std::os::fd::AsFd::as_fd(&proc),
-            c"thread-self/attr/exec",
+            path,
             libc::O_WRONLY,
             resolve,
-        ),
-        r => r,
-    }?;
+        );
+        if !matches!(&opened, Err(e) if e.kind() == ErrorKind::NotFound) {
+            break;
+        }
+    }
     // One write: the kernel takes the attribute whole or not at all.
-    let text = format!("exec {profile}");
-    let n = std::fs::File::from(file)
-        .write(text.as_bytes())
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) => Error::other("no profile of that name is loaded"),
-            _ => e,
-        })?;
+    let n = std::fs::File::from(opened?).write(text.as_bytes())?;
     if n != text.len() {
         return Err(Error::other(format!("short write ({n} of {})", text.len())));
     }

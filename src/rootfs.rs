@@ -192,7 +192,10 @@ pub fn finish_rootfs(spec: &Spec) -> Result<()> {
         make_readonly(&root, Path::new(path))
             .with_context(|| format!("linux.readonlyPaths: making {path} read-only"))?;
     }
-    let mut masker = Masker::default();
+    let mut masker = Masker {
+        label: mount_label(spec).map(sys::cstring).transpose()?,
+        ..Masker::default()
+    };
     for path in linux
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or_default()
@@ -420,6 +423,17 @@ fn fs_mount(
             format!("{mode},{data}")
         });
     }
+    let label = mount_label(ctx.spec);
+    if let Some(label) = label.filter(|_| takes_context_option(typ)) {
+        if !has_context_option(&data) {
+            // Quoted: an MLS/MCS label has commas (s0:c1,c2); SELinux strips the quotes.
+            data = Cow::Owned(if data.is_empty() {
+                format!("context=\"{label}\"")
+            } else {
+                format!("{data},context=\"{label}\"")
+            });
+        }
+    }
     let source = match m.source() {
         Some(s) => sys::cstring(s)?,
         None => sys::cstring(typ)?,
@@ -448,9 +462,78 @@ fn fs_mount(
             };
             return attach_bind(Path::new(host_instance), target.as_fd(), true, opts, None);
         }
+        Err(e) if label.is_some() && e.raw_os_error() == Some(libc::EINVAL) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "mount(2) with linux.mountLabel {:?}",
+                    label.unwrap_or_default()
+                )
+            })
+        }
         Err(e) => return Err(e).context("mount(2)"),
     }
+    if let Some(label) = label.filter(|_| typ == "mqueue") {
+        label_mount_root(root, dest, label)?;
+    }
     finish_new_mount(root, dest, opts)
+}
+
+/// linux.mountLabel, when set.
+fn mount_label(spec: &Spec) -> Option<&str> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        .filter(|l| !l.is_empty())
+}
+
+/// Whether a new mount of `typ` gets linux.mountLabel as its `context=` option (as runc does).
+/// proc and sysfs cannot be labelled that way, and mqueue's superblock (one per IPC namespace)
+/// exists before the mount, so SELinux refuses different settings for it: its root is labelled
+/// afterwards instead. cgroup mounts and binds never come here.
+fn takes_context_option(typ: &str) -> bool {
+    !matches!(typ, "proc" | "sysfs" | "mqueue")
+}
+
+/// The mount's own SELinux context options win over linux.mountLabel: SELinux refuses a second.
+fn has_context_option(data: &str) -> bool {
+    data.split(',').any(|o| {
+        ["context=", "fscontext=", "defcontext=", "rootcontext="]
+            .iter()
+            .any(|k| o.starts_with(k))
+    })
+}
+
+/// Labels the root of the new mount at `dest` (mqueue) with linux.mountLabel: its
+/// security.selinux attribute, which is what `context=` would have given it.
+fn label_mount_root(root: &RootDir, dest: &Path, label: &str) -> Result<()> {
+    let what = || {
+        format!(
+            "labelling {} with linux.mountLabel {label:?}",
+            dest.display()
+        )
+    };
+    let mounted = root.resolve(dest).with_context(what)?;
+    let dir = sys::openat(
+        mounted.as_fd(),
+        c".",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )
+    .with_context(what)?;
+    // SAFETY: a valid fd, a NUL-terminated name and a buffer of the given length.
+    let r = unsafe {
+        libc::fsetxattr(
+            dir.as_raw_fd(),
+            c"security.selinux".as_ptr(),
+            label.as_ptr().cast(),
+            label.len(),
+            0,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error()).with_context(what);
+    }
+    Ok(())
 }
 
 /// The recursive attributes and propagation changes of a new (non-bind) mount at `dest`.
@@ -562,6 +645,8 @@ struct Masker {
     /// The first masking tmpfs, once attached: later directories get clones of it, which costs
     /// one syscall instead of creating a new superblock each time.
     dir_mask: Option<OwnedFd>,
+    /// linux.mountLabel for the masking tmpfs, as runc labels it.
+    label: Option<std::ffi::CString>,
 }
 
 impl Masker {
@@ -584,14 +669,21 @@ impl Masker {
         }
         let mask = match &self.dir_mask {
             Some(first) => sys::clone_mount(first.as_fd(), false)?,
-            None => sys::fsmount_new(
-                c"tmpfs",
-                sys::MOUNT_ATTR_RDONLY
-                    | sys::MOUNT_ATTR_NOSUID
-                    | sys::MOUNT_ATTR_NODEV
-                    | sys::MOUNT_ATTR_NOEXEC,
-            )
-            .context("creating the masking tmpfs")?,
+            None => {
+                let fs = sys::fsopen(c"tmpfs").context("creating the masking tmpfs")?;
+                if let Some(label) = &self.label {
+                    sys::fsconfig_string(fs.as_fd(), c"context", label)
+                        .with_context(|| format!("linux.mountLabel {label:?}"))?;
+                }
+                sys::fsmount(
+                    fs.as_fd(),
+                    sys::MOUNT_ATTR_RDONLY
+                        | sys::MOUNT_ATTR_NOSUID
+                        | sys::MOUNT_ATTR_NODEV
+                        | sys::MOUNT_ATTR_NOEXEC,
+                )
+                .context("creating the masking tmpfs")?
+            }
         };
         sys::move_mount(mask.as_fd(), target.as_fd())?;
         if self.dir_mask.is_none() {

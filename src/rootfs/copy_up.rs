@@ -19,11 +19,36 @@ use super::sys;
 
 /// Mount a tmpfs with `flags` and `data` on `target` (an O_PATH handle of a directory), holding
 /// a copy of the directory's contents, owner and (through `data`'s mode=) mode.
+/// mount(2) data split at the commas outside double quotes, empty options dropped.
+fn split_options(data: &str) -> Vec<&str> {
+    let mut options = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in data.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                options.push(&data[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    options.push(&data[start..]);
+    options.retain(|o| !o.is_empty());
+    options
+}
+
 pub fn mount_tmpfs_copied_up(target: BorrowedFd, flags: c_ulong, data: &str) -> Result<()> {
     let fs = sys::fsopen(c"tmpfs").context("fsopen(tmpfs)")?;
-    for option in data.split(',').filter(|o| !o.is_empty()) {
+    for option in split_options(data) {
         let set = match option.split_once('=') {
             Some((key, value)) => {
+                // A quoted value (context="...:s0:c1,c2") goes to fsconfig without its quotes:
+                // only the mount(2) data parser strips them.
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value);
                 sys::fsconfig_string(fs.as_fd(), &sys::cstring(key)?, &sys::cstring(value)?)
             }
             None => sys::fsconfig_flag(fs.as_fd(), &sys::cstring(option)?),
@@ -140,4 +165,16 @@ fn copy_entry(from: BorrowedFd, to: BorrowedFd, name: &CStr) -> Result<()> {
     }
     sys::lchownat(to, name, st.st_uid, st.st_gid)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod split_tests {
+    #[test]
+    fn quoted_commas_stay_in_their_option() {
+        assert_eq!(
+            super::split_options("mode=755,context=\"u:r:t:s0:c1,c2\",,size=1m"),
+            ["mode=755", "context=\"u:r:t:s0:c1,c2\"", "size=1m"]
+        );
+        assert!(super::split_options("").is_empty());
+    }
 }

@@ -7,7 +7,7 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use libc::c_ulong;
@@ -339,12 +339,6 @@ pub fn fsmount(fs: BorrowedFd, attr_flags: u64) -> io::Result<OwnedFd> {
             attr_flags,
         )
     })
-}
-
-/// A new, detached superblock of `fstype` with no options, mounted with `attr_flags`.
-pub fn fsmount_new(fstype: &CStr, attr_flags: u64) -> io::Result<OwnedFd> {
-    let fs = fsopen(fstype)?;
-    fsmount(fs.as_fd(), attr_flags)
 }
 
 /// fchownat(AT_EMPTY_PATH): the owner of what `fd` refers to (O_PATH handles included).
