@@ -21,6 +21,7 @@ use libcgroups::common::{
 };
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, Spec};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -394,6 +395,136 @@ pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32, systemd: bool) -> Res
         )?;
     }
     Ok(())
+}
+
+/// The fast way into the container's cgroup on a v1 or hybrid host, used by
+/// `create` when the init can do it itself (cgroupfs driver, root, no new
+/// user namespace: see create.rs).
+///
+/// Writing another process's pid to cgroup.procs (or any write to a v2
+/// cgroup.procs) takes the kernel's global cgroup_threadgroup_rwsem for
+/// writing, and the first writer after a quiet spell waits for an RCU grace
+/// period: 5-15 ms on this project's machine, longer than the rest of a
+/// `berth run`, and meanwhile every fork on the host waits too. Two ways in
+/// skip that lock: a thread writing "0" (itself) to a v1 `tasks` file
+/// (cgroup_procs_write_start takes the lock only for another pid or a whole
+/// thread group; the init is single-threaded, so the thread is the
+/// process), and clone3's CLONE_INTO_CGROUP for the cgroup2 hierarchy.
+pub struct SelfJoin {
+    hierarchies: Vec<v1_hot_path::Hierarchy>,
+    /// `tasks` of the container's cgroup in each v1 hierarchy, for the init.
+    pub tasks: Vec<std::ffi::CString>,
+    /// The container's cgroup in the hybrid layout's cgroup2 hierarchy,
+    /// made before the clone: the init is born in it.
+    pub unified: Option<OwnedFd>,
+}
+
+impl SelfJoin {
+    /// None on a pure v2 host (libcgroups' manager does the work there).
+    pub fn prepare(path: &Path) -> Result<Option<SelfJoin>> {
+        let Some(hierarchies) = v1_hierarchies()? else {
+            return Ok(None);
+        };
+        let mut tasks = Vec::new();
+        let mut unified = None;
+        for h in &hierarchies {
+            let dir = v1_hot_path::dir_in(h, path);
+            if h.controllers.is_empty() {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("create cgroup {}", dir.display()))?;
+                let fd = nix::fcntl::open(
+                    &dir,
+                    nix::fcntl::OFlag::O_PATH
+                        | nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(|e| anyhow!("open cgroup {}: {e}", dir.display()))?;
+                // SAFETY: nix just returned this descriptor to us.
+                unified = Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+            } else {
+                let tasks_file = dir.join("tasks").into_os_string();
+                tasks.push(std::ffi::CString::new(
+                    std::os::unix::ffi::OsStringExt::into_vec(tasks_file),
+                )?);
+            }
+        }
+        Ok(Some(SelfJoin {
+            hierarchies,
+            tasks,
+            unified,
+        }))
+    }
+
+    /// `create`'s side: the v1 directories, device rules and resources, all
+    /// before the init joins (it waits for `Joined`).
+    pub fn make_cgroup(&self, spec: &Spec, path: &Path, id: &str) -> Result<()> {
+        for h in self
+            .hierarchies
+            .iter()
+            .filter(|h| !h.controllers.is_empty())
+        {
+            v1_hot_path::make_dir(h, path)?;
+        }
+        let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        v1_hot_path::apply_devices(&self.hierarchies, path, resources)?;
+        if let Some(resources) = resources.filter(|r| v1_hot_path::needs_more_than_devices(r)) {
+            let mgr = manager(path, id)?;
+            apply_resources(
+                &mgr,
+                resources,
+                "apply linux.resources to cgroup",
+                path,
+                Some(&self.hierarchies),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The init's side of SelfJoin: this thread moves itself into each v1
+/// hierarchy's cgroup. Raw syscalls on paths prepared before the clone.
+pub fn join_self(tasks: &[std::ffi::CString]) -> Result<()> {
+    for t in tasks {
+        // SAFETY: a valid C string; the fd is closed below.
+        let fd = unsafe { libc::open(t.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            bail!(
+                "join cgroup {}: {}",
+                t.to_string_lossy(),
+                std::io::Error::last_os_error()
+            );
+        }
+        // SAFETY: fd is ours and open.
+        let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+        let err = std::io::Error::last_os_error();
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
+        if n != 1 {
+            bail!("join cgroup {}: {err}", t.to_string_lossy());
+        }
+    }
+    Ok(())
+}
+
+/// Moves `pid` into the cgroup2 directory `dir` (clone without clone3).
+pub fn write_procs_at(dir: std::os::fd::BorrowedFd, pid: i32) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid dir fd and C string; the fd is owned by File below.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c"cgroup.procs".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        bail!("open cgroup.procs: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: just opened, ours.
+    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    std::io::Write::write_all(&mut f, pid.to_string().as_bytes())
+        .map_err(|e| anyhow!("add process {pid} to its cgroup: {e}"))
 }
 
 /// Puts `pid` into the container's existing cgroup, in every hierarchy

@@ -25,7 +25,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxNamespaceType;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -59,9 +59,10 @@ pub struct Created {
 
 pub fn create(req: &Request) -> Result<Created> {
     crate::state::validate_id(req.id)?;
-    let warmup = cgroups::AttachWarmup::start();
     let bundle = bundle::load(&req.opts.bundle)?;
     let plan = namespaces::plan(&bundle.spec)?;
+    let self_join = init_can_join_cgroup(req, &plan);
+    let warmup = (!self_join).then(cgroups::AttachWarmup::start);
     rootless::check_config(&bundle.spec, &plan)?;
     // Before anything exists: the devices are on the host, the names are
     // valid and the container gets a network namespace of its own.
@@ -99,7 +100,9 @@ pub fn create(req: &Request) -> Result<Created> {
         cgroup_path,
         &mut setup,
     );
-    warmup.finish();
+    if let Some(w) = warmup {
+        w.finish();
+    }
     match result {
         Ok(created) => Ok(created),
         Err(e) => {
@@ -107,6 +110,32 @@ pub fn create(req: &Request) -> Result<Created> {
             Err(e)
         }
     }
+}
+
+/// The init is cloned through an intermediate process when it must be born
+/// in namespaces the intermediate joins first.
+fn needs_intermediate(plan: &namespaces::Plan) -> bool {
+    plan.new_time
+        || plan.join_of(LinuxNamespaceType::User).is_some()
+        || plan.join_of(LinuxNamespaceType::Pid).is_some()
+        || plan.join_of(LinuxNamespaceType::Time).is_some()
+}
+
+/// Whether the init can join its cgroup by itself (cgroups::SelfJoin):
+/// with the cgroupfs driver, as root, cloned directly by us, with the
+/// host's cgroup mounts still in its (new) mount namespace when it joins,
+/// and without a new user namespace, whose root could not write the
+/// host's cgroup files, on a v1 or hybrid host. Otherwise `create` moves it
+/// in.
+fn init_can_join_cgroup(req: &Request, plan: &namespaces::Plan) -> bool {
+    !req.systemd_cgroup
+        && !req.rootless
+        && !plan.new_user
+        && plan.new_mount
+        && plan.join_of(LinuxNamespaceType::Mount).is_none()
+        && !needs_intermediate(plan)
+        // On pure v2, libcgroups' manager moves it (with the warm-up).
+        && !cgroups::is_pure_v2()
 }
 
 /// What a failing create must take back.
@@ -208,6 +237,13 @@ fn create_in(
         owner: String::new(),
     };
 
+    let self_join = match &cgroup_path {
+        Some(path) if init_can_join_cgroup(req, plan) => {
+            setup.cgroup = Some(path.clone());
+            cgroups::SelfJoin::prepare(path)?
+        }
+        _ => None,
+    };
     let (parent_end, child_end) = sync::pair()?;
     let preserve_fds = req.opts.preserve_fds as i32 + listen_fds();
     let idmap_userns = rootfs::prepare_idmapped_mounts(
@@ -228,8 +264,13 @@ fn create_in(
         preserve_fds,
         seccomp: filter,
         seccomp_listener: seccomp_listener.as_ref().map(|f| f.as_raw_fd()),
+        cgroup_tasks: self_join.as_ref().map_or(&[], |j| j.tasks.as_slice()),
     };
-    let pid = spawn_init(plan, ctx, child_end, &bundle.spec)?;
+    let born_in = self_join
+        .as_ref()
+        .and_then(|j| j.unified.as_ref())
+        .map(|f| f.as_fd());
+    let pid = spawn_init(plan, ctx, child_end, &bundle.spec, born_in)?;
     setup.pid = Some(pid);
     drop(console_fd);
     drop(seccomp_listener);
@@ -249,7 +290,11 @@ fn create_in(
     chan.send(&Message::Go(state_json.clone()))?;
     if let Some(cgroup_path) = &cgroup_path {
         setup.cgroup = Some(cgroup_path.clone());
-        cgroups::enter(&bundle.spec, cgroup_path, req.id, pid, req.systemd_cgroup)?;
+        match &self_join {
+            // The init joins by itself once it gets `Joined`.
+            Some(j) => j.make_cgroup(&bundle.spec, cgroup_path, req.id)?,
+            None => cgroups::enter(&bundle.spec, cgroup_path, req.id, pid, req.systemd_cgroup)?,
+        }
     }
     if let Err(e) = chan.send(&Message::Joined) {
         // The init gave up on its mounts meanwhile: its reason is queued.
@@ -384,8 +429,15 @@ struct CloneArgs {
 /// clone3 without a new stack: the child continues here on a copy of our
 /// memory, like fork, but born in the new namespaces. Returns 0 in the child.
 pub(crate) fn clone_with(flags: u64) -> Result<i32> {
+    clone_into(flags, None)
+}
+
+/// clone_with, the child born in the cgroup2 directory `cgroup` when given
+/// (CLONE_INTO_CGROUP: no cgroup.procs write, see cgroups::SelfJoin).
+fn clone_into(flags: u64, cgroup: Option<BorrowedFd>) -> Result<i32> {
     let args = CloneArgs {
-        flags,
+        flags: flags | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
+        cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
         // clone3 refuses an exit signal with CLONE_PARENT: the child then
         // inherits ours (the intermediate was cloned with SIGCHLD).
         exit_signal: if flags & libc::CLONE_PARENT as u64 != 0 {
@@ -435,14 +487,22 @@ pub(crate) fn clone_with(flags: u64) -> Result<i32> {
             std::io::Error::last_os_error()
         );
     }
+    if let (Some(dir), true) = (cgroup, ret > 0) {
+        // Without clone3 there is no CLONE_INTO_CGROUP: move the child.
+        cgroups::write_procs_at(dir, ret as i32)?;
+    }
     Ok(ret as i32)
 }
+
+/// linux/sched.h: clone3's flag for `CloneArgs::cgroup`.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 fn spawn_init(
     plan: &namespaces::Plan,
     ctx: init::Context,
     child_end: Channel,
     spec: &oci_spec::runtime::Spec,
+    born_in: Option<BorrowedFd>,
 ) -> Result<i32> {
     // Not dumpable from before the clone until the user's program is exec'd:
     // no one in the container can ptrace the init or open its /proc files.
@@ -452,13 +512,8 @@ fn spawn_init(
         nix::sys::prctl::set_dumpable(false).map_err(|e| anyhow!("PR_SET_DUMPABLE: {e}"))?;
     }
     let flags = plan.clone_flags.bits() as u64;
-    let needs_intermediate = plan.new_time
-        || plan.join_of(LinuxNamespaceType::User).is_some()
-        || plan.join_of(LinuxNamespaceType::Pid).is_some()
-        || plan.join_of(LinuxNamespaceType::Time).is_some();
-
-    if !needs_intermediate {
-        let pid = clone_with(flags)?;
+    if !needs_intermediate(plan) {
+        let pid = clone_into(flags, born_in)?;
         if pid == 0 {
             init::run(ctx, child_end);
         }

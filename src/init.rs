@@ -36,6 +36,9 @@ pub struct Context<'a> {
     pub seccomp: Option<&'a seccomp::Filter>,
     /// Our connection to linux.seccomp.listenerPath (SCMP_ACT_NOTIFY).
     pub seccomp_listener: Option<RawFd>,
+    /// The v1 `tasks` files the init writes itself into on `Joined`
+    /// (cgroups::SelfJoin); empty when `create` moves it.
+    pub cgroup_tasks: &'a [std::ffi::CString],
 }
 
 /// Never returns: the init either becomes the user's program or exits.
@@ -104,6 +107,7 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
         chan: std::cell::RefCell::new(chan),
         joined: std::cell::Cell::new(false),
         new_cgroupns: ctx.plan.new_cgroup,
+        tasks: ctx.cgroup_tasks,
     };
     let wait_for_cgroup = || in_cgroup.wait();
 
@@ -215,6 +219,7 @@ struct CgroupGate<'a> {
     chan: std::cell::RefCell<&'a mut Channel>,
     joined: std::cell::Cell<bool>,
     new_cgroupns: bool,
+    tasks: &'a [std::ffi::CString],
 }
 
 impl CgroupGate<'_> {
@@ -224,6 +229,7 @@ impl CgroupGate<'_> {
         }
         self.chan.borrow_mut().expect(Message::Joined)?;
         self.joined.set(true);
+        crate::cgroups::join_self(self.tasks)?;
         if self.new_cgroupns {
             nix::sched::unshare(namespaces::flag_of(LinuxNamespaceType::Cgroup))
                 .map_err(|e| anyhow!("create the cgroup namespace: {e}"))?;

@@ -76,23 +76,30 @@ fn v1_hierarchies(mounts: &[MountInfo]) -> Vec<Hierarchy> {
     found
 }
 
-fn dir_in(h: &Hierarchy, path: &Path) -> PathBuf {
+pub fn dir_in(h: &Hierarchy, path: &Path) -> PathBuf {
     h.mount.join(path.strip_prefix("/").unwrap_or(path))
 }
 
 /// Creates the container's cgroup in every hierarchy and moves `pid` in.
 pub fn enter(hierarchies: &[Hierarchy], path: &Path, pid: i32) -> Result<()> {
     for h in hierarchies {
-        let dir = dir_in(h, path);
-        if h.controllers.iter().any(|c| c == "cpuset") {
-            make_cpuset_dirs(&h.mount, path)?;
-        } else {
-            fs::create_dir_all(&dir).with_context(|| format!("create cgroup {}", dir.display()))?;
-        }
+        let dir = make_dir(h, path)?;
         fs::write(dir.join("cgroup.procs"), pid.to_string())
             .with_context(|| format!("add process {pid} to cgroup {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// Creates the container's cgroup in one hierarchy (a cpuset one ready to
+/// take a process) and returns its directory.
+pub fn make_dir(h: &Hierarchy, path: &Path) -> Result<PathBuf> {
+    let dir = dir_in(h, path);
+    if h.controllers.iter().any(|c| c == "cpuset") {
+        make_cpuset_dirs(&h.mount, path)?;
+    } else {
+        fs::create_dir_all(&dir).with_context(|| format!("create cgroup {}", dir.display()))?;
+    }
+    Ok(dir)
 }
 
 /// A new cpuset cgroup starts with no cpus and no mems, and a process can't
