@@ -383,7 +383,19 @@ pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32, systemd: bool) -> Res
         return apply_device_filter(path, devices_of(spec));
     };
     v1_hot_path::enter(&hierarchies, path, pid)?;
-    v1_hot_path::apply_devices(&hierarchies, path, resources)?;
+    apply_v1_resources(&hierarchies, spec, path, id)
+}
+
+/// linux.resources on a v1 or hybrid host, the cgroup made: device rules
+/// directly, everything else through libcgroups when the config has it.
+fn apply_v1_resources(
+    hierarchies: &[v1_hot_path::Hierarchy],
+    spec: &Spec,
+    path: &Path,
+    id: &str,
+) -> Result<()> {
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    v1_hot_path::apply_devices(hierarchies, path, resources)?;
     if let Some(resources) = resources.filter(|r| v1_hot_path::needs_more_than_devices(r)) {
         let mgr = manager(path, id)?;
         apply_resources(
@@ -391,7 +403,7 @@ pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32, systemd: bool) -> Res
             resources,
             "apply linux.resources to cgroup",
             path,
-            Some(&hierarchies),
+            Some(hierarchies),
         )?;
     }
     Ok(())
@@ -413,7 +425,7 @@ pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32, systemd: bool) -> Res
 pub struct SelfJoin {
     hierarchies: Vec<v1_hot_path::Hierarchy>,
     /// `tasks` of the container's cgroup in each v1 hierarchy, for the init.
-    pub tasks: Vec<std::ffi::CString>,
+    pub tasks: Vec<PathBuf>,
     /// The container's cgroup in the hybrid layout's cgroup2 hierarchy,
     /// made before the clone: the init is born in it.
     pub unified: Option<OwnedFd>,
@@ -443,10 +455,7 @@ impl SelfJoin {
                 // SAFETY: nix just returned this descriptor to us.
                 unified = Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
             } else {
-                let tasks_file = dir.join("tasks").into_os_string();
-                tasks.push(std::ffi::CString::new(
-                    std::os::unix::ffi::OsStringExt::into_vec(tasks_file),
-                )?);
+                tasks.push(dir.join("tasks"));
             }
         }
         Ok(Some(SelfJoin {
@@ -466,43 +475,15 @@ impl SelfJoin {
         {
             v1_hot_path::make_dir(h, path)?;
         }
-        let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-        v1_hot_path::apply_devices(&self.hierarchies, path, resources)?;
-        if let Some(resources) = resources.filter(|r| v1_hot_path::needs_more_than_devices(r)) {
-            let mgr = manager(path, id)?;
-            apply_resources(
-                &mgr,
-                resources,
-                "apply linux.resources to cgroup",
-                path,
-                Some(&self.hierarchies),
-            )?;
-        }
-        Ok(())
+        apply_v1_resources(&self.hierarchies, spec, path, id)
     }
 }
 
 /// The init's side of SelfJoin: this thread moves itself into each v1
-/// hierarchy's cgroup. Raw syscalls on paths prepared before the clone.
-pub fn join_self(tasks: &[std::ffi::CString]) -> Result<()> {
+/// hierarchy's cgroup.
+pub fn join_self(tasks: &[PathBuf]) -> Result<()> {
     for t in tasks {
-        // SAFETY: a valid C string; the fd is closed below.
-        let fd = unsafe { libc::open(t.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            bail!(
-                "join cgroup {}: {}",
-                t.to_string_lossy(),
-                std::io::Error::last_os_error()
-            );
-        }
-        // SAFETY: fd is ours and open.
-        let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
-        let err = std::io::Error::last_os_error();
-        // SAFETY: as above.
-        unsafe { libc::close(fd) };
-        if n != 1 {
-            bail!("join cgroup {}: {err}", t.to_string_lossy());
-        }
+        std::fs::write(t, "0").with_context(|| format!("join cgroup {}", t.display()))?;
     }
     Ok(())
 }

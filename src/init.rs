@@ -38,7 +38,7 @@ pub struct Context<'a> {
     pub seccomp_listener: Option<RawFd>,
     /// The v1 `tasks` files the init writes itself into on `Joined`
     /// (cgroups::SelfJoin); empty when `create` moves it.
-    pub cgroup_tasks: &'a [std::ffi::CString],
+    pub cgroup_tasks: &'a [std::path::PathBuf],
 }
 
 /// Never returns: the init either becomes the user's program or exits.
@@ -219,7 +219,7 @@ struct CgroupGate<'a> {
     chan: std::cell::RefCell<&'a mut Channel>,
     joined: std::cell::Cell<bool>,
     new_cgroupns: bool,
-    tasks: &'a [std::ffi::CString],
+    tasks: &'a [std::path::PathBuf],
 }
 
 impl CgroupGate<'_> {
