@@ -43,8 +43,9 @@ fn start_container(container: &Container) -> Result<()> {
     if !reply.is_empty() {
         // runtime.md "Lifecycle" 7: a failing startContainer hook (or exec)
         // stops the container, which is then destroyed (steps 12 and 13).
+        let exit = ExitWatch::open(&container.saved);
         let _ = kill(Pid::from_raw(container.saved.pid), Signal::SIGKILL);
-        wait_gone(&container.saved, Duration::from_secs(5));
+        exit.wait(&container.saved, Duration::from_secs(5));
         destroy(&container.saved, dir);
         bail!(
             "container {:?} failed to start: {reply}",
@@ -54,8 +55,9 @@ fn start_container(container: &Container) -> Result<()> {
     let json = serde_json::to_vec(&state::oci_state(dir, &container.saved))?;
     if let Err(e) = hooks::run_hooks(Some(&container.saved.poststart), &json, "poststart") {
         // runtime.md "Lifecycle" 9: stop the container and destroy it.
+        let exit = ExitWatch::open(&container.saved);
         let _ = kill(Pid::from_raw(container.saved.pid), Signal::SIGKILL);
-        wait_gone(&container.saved, Duration::from_secs(5));
+        exit.wait(&container.saved, Duration::from_secs(5));
         destroy(&container.saved, dir);
         return Err(e);
     }
@@ -198,16 +200,64 @@ pub fn delete(root: &Root, args: &DeleteArgs) -> Result<()> {
 }
 
 fn kill_and_wait(saved: &Saved) -> Result<()> {
+    // Opened before the kill, so the wait below needs no polling.
+    let exit = ExitWatch::open(saved);
     let _ = kill(Pid::from_raw(saved.pid), Signal::SIGKILL);
     if !saved.own_pid_ns {
         for pid in container_pids(saved).unwrap_or_default() {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
-    if !wait_gone(saved, Duration::from_secs(10)) {
+    if !exit.wait(saved, Duration::from_secs(10)) {
         bail!("container {:?}: init {} did not die", saved.id, saved.pid);
     }
     Ok(())
+}
+
+/// The init's exit, watched through a pidfd: it polls readable once the
+/// init is a zombie or reaped, so a waiter wakes right then instead of at
+/// the next tick of a sleep loop.
+pub(crate) struct ExitWatch(Option<std::os::fd::OwnedFd>);
+
+impl ExitWatch {
+    /// A pidfd for the container's init, if that pid is still the init
+    /// (same start time, checked after opening: a pid reused before the
+    /// open fails the check). None when it is already gone.
+    pub(crate) fn open(saved: &Saved) -> ExitWatch {
+        let fd = crate::process::pidfd_open(saved.pid).ok();
+        match fd {
+            Some(fd) if state::process_is(saved.pid, saved.pid_start_time) => ExitWatch(Some(fd)),
+            _ => ExitWatch(None),
+        }
+    }
+
+    /// Waits until the init has exited, at most `timeout`; false if it
+    /// is still alive then.
+    pub(crate) fn wait(&self, saved: &Saved, timeout: Duration) -> bool {
+        let Some(fd) = &self.0 else {
+            // No pidfd (gone already, or a kernel before 5.3): poll.
+            return wait_gone(saved, timeout);
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut pfd = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let n =
+                unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+            if n > 0 {
+                return true;
+            }
+            if n == 0 || left.is_zero() {
+                return !state::process_is(saved.pid, saved.pid_start_time);
+            }
+            // EINTR: poll again for what is left.
+        }
+    }
 }
 
 /// Waits until the init is gone (or a zombie, which its parent will reap).
