@@ -282,3 +282,51 @@ fn device_allowlist_denies_unlisted_devices() {
     );
     assert_eq!(out, "3\nOperation not permitted\n");
 }
+
+// config-linux.md "Control groups": cgroupsPath names the container's cgroup.
+// On cgroup v2 a cgroup with controllers enabled for its children cannot
+// hold processes (the "no internal processes" rule), so a container can't
+// go there: create fails naming its cgroup, and leaves nothing behind, not
+// even a change to the cgroups it did not make.
+#[test]
+fn cgroup_v2_with_controllers_for_children_is_refused_cleanly() {
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return; // pure cgroup v2 only (v1 hierarchies have no such rule)
+    }
+    struct RemoveDirs(Vec<PathBuf>);
+    impl Drop for RemoveDirs {
+        fn drop(&mut self) {
+            for d in self.0.iter().rev() {
+                let _ = fs::remove_dir(d);
+            }
+        }
+    }
+    let fx = Fixture::new();
+    let id = fx.id("cgbusy");
+    let busy = PathBuf::from(format!("/sys/fs/cgroup/{id}-busy"));
+    let child = busy.join("child");
+    let _cleanup = RemoveDirs(vec![busy.clone(), child.clone()]);
+    fs::create_dir(&busy).unwrap();
+    fs::create_dir(&child).unwrap();
+    // memory is a domain controller: pids or cpuset (threaded ones) would
+    // not keep processes out.
+    let _ = fs::write("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
+    fs::write(busy.join("cgroup.subtree_control"), "+memory").unwrap();
+
+    let mut b = fx.bundle();
+    b.linux()["cgroupsPath"] = json!(format!("/{id}-busy"));
+    b.set_args(&["true"]);
+    fx.create(&b, &id, &[]).fails_with(&["cgroup"]);
+    assert!(
+        busy.exists() && child.exists(),
+        "create removed cgroups it did not make"
+    );
+    assert_eq!(
+        fs::read_to_string(busy.join("cgroup.procs")).unwrap(),
+        "",
+        "a process was left in {}",
+        busy.display()
+    );
+    drop(_cleanup);
+    fx.assert_no_residue();
+}

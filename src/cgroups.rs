@@ -366,24 +366,92 @@ pub fn enter(spec: &Spec, path: &Path, id: &str, pid: i32, systemd: bool) -> Res
     if systemd {
         return enter_systemd(spec, path, id, pid);
     }
-    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let Some(hierarchies) = v1_hierarchies()? else {
         let mgr = manager(path, id)?;
         mgr.add_task(Pid::from_raw(pid))
             .map_err(|e| anyhow!("add process {pid} to cgroup {}: {e}", path.display()))?;
-        if let Some(resources) = resources {
-            apply_resources(
-                &mgr,
-                resources,
-                "apply linux.resources to cgroup",
-                path,
-                None,
-            )?;
-        }
-        return apply_device_filter(path, devices_of(spec));
+        return apply_v2_resources(spec, path, id);
     };
     v1_hot_path::enter(&hierarchies, path, pid)?;
     apply_v1_resources(&hierarchies, spec, path, id)
+}
+
+/// linux.resources on a pure v2 host, the cgroup made: through libcgroups'
+/// manager, and the device filter.
+fn apply_v2_resources(spec: &Spec, path: &Path, id: &str) -> Result<()> {
+    if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        apply_resources(
+            &manager(path, id)?,
+            resources,
+            "apply linux.resources to cgroup",
+            path,
+            None,
+        )?;
+    }
+    apply_device_filter(path, devices_of(spec))
+}
+
+/// The controllers libcgroups' v2 manager enables for a container's cgroup
+/// (the ones it can set limits in).
+const V2_CONTROLLERS: [&str; 6] = ["cpu", "cpuset", "hugetlb", "io", "memory", "pids"];
+
+/// Makes the container's cgroup on a pure v2 host as libcgroups' manager
+/// does when it adds a task, without the task: each controller it knows
+/// enabled in the root's and every ancestor's cgroup.subtree_control (a
+/// controller the host lacks or refuses is left out, and a limit that needs
+/// it fails when applied), the directories made. An existing cgroup is used
+/// as it is. Returns the cgroup's directory, for CLONE_INTO_CGROUP, and
+/// whether it was made here.
+fn make_v2_cgroup(path: &Path) -> Result<(OwnedFd, bool)> {
+    let root = Path::new(CGROUP_ROOT);
+    let full = root.join(path.strip_prefix("/").unwrap_or(path));
+    let made = !full.exists();
+    if made {
+        let available = crate::procfs::read_to_string(root.join("cgroup.controllers"))
+            .with_context(|| format!("read {}/cgroup.controllers", root.display()))?;
+        let enable: Vec<String> = available
+            .split_whitespace()
+            .filter(|c| V2_CONTROLLERS.contains(c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        let enable_in = |dir: &Path| {
+            for c in &enable {
+                let _ = std::fs::write(dir.join("cgroup.subtree_control"), c);
+            }
+        };
+        enable_in(root);
+        let mut dir = root.to_path_buf();
+        let mut components = path
+            .components()
+            .filter(|c| *c != std::path::Component::RootDir)
+            .peekable();
+        while let Some(c) = components.next() {
+            dir.push(c);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => bail!("create cgroup {}: {e}", dir.display()),
+            }
+            // Not in the leaf: a cgroup with controllers enabled for its
+            // children can't hold processes itself.
+            if components.peek().is_some() {
+                enable_in(&dir);
+            }
+        }
+    }
+    Ok((open_dir_path(&full)?, made))
+}
+
+/// An O_PATH descriptor of a cgroup directory (for CLONE_INTO_CGROUP).
+fn open_dir_path(dir: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| anyhow!("open cgroup {}: {e}", dir.display()))?;
+    // SAFETY: nix just returned this descriptor to us.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 /// linux.resources on a v1 or hybrid host, the cgroup made: device rules
@@ -409,9 +477,9 @@ fn apply_v1_resources(
     Ok(())
 }
 
-/// The fast way into the container's cgroup on a v1 or hybrid host, used by
-/// `create` when the init can do it itself (cgroupfs driver, root, no new
-/// user namespace: see create.rs).
+/// The fast way into the container's cgroup, used by `create` when the init
+/// can do it itself (cgroupfs driver, root, no new user namespace: see
+/// create.rs), on every layout: pure v2, hybrid, v1.
 ///
 /// Writing another process's pid to cgroup.procs (or any write to a v2
 /// cgroup.procs) takes the kernel's global cgroup_threadgroup_rwsem for
@@ -421,21 +489,31 @@ fn apply_v1_resources(
 /// skip that lock: a thread writing "0" (itself) to a v1 `tasks` file
 /// (cgroup_procs_write_start takes the lock only for another pid or a whole
 /// thread group; the init is single-threaded, so the thread is the
-/// process), and clone3's CLONE_INTO_CGROUP for the cgroup2 hierarchy.
+/// process), and clone3's CLONE_INTO_CGROUP for the cgroup2 hierarchy (the
+/// only one on a pure v2 host, where the init then has nothing to join).
 pub struct SelfJoin {
     hierarchies: Vec<v1_hot_path::Hierarchy>,
     /// `tasks` of the container's cgroup in each v1 hierarchy, for the init.
     pub tasks: Vec<PathBuf>,
-    /// The container's cgroup in the hybrid layout's cgroup2 hierarchy,
-    /// made before the clone: the init is born in it.
+    /// The container's cgroup in the cgroup2 hierarchy (pure v2, or the
+    /// hybrid layout's), made before the clone: the init is born in it.
     pub unified: Option<OwnedFd>,
+    /// Whether berth made the container's cgroup (false: it existed
+    /// already, on pure v2), so that a failed create removes only its own.
+    pub made: bool,
 }
 
 impl SelfJoin {
-    /// None on a pure v2 host (libcgroups' manager does the work there).
-    pub fn prepare(path: &Path) -> Result<Option<SelfJoin>> {
+    /// On a pure v2 host only the cgroup2 directory (no v1 hierarchies).
+    pub fn prepare(path: &Path) -> Result<SelfJoin> {
         let Some(hierarchies) = v1_hierarchies()? else {
-            return Ok(None);
+            let (dir, made) = make_v2_cgroup(path)?;
+            return Ok(SelfJoin {
+                hierarchies: Vec::new(),
+                tasks: Vec::new(),
+                unified: Some(dir),
+                made,
+            });
         };
         let mut tasks = Vec::new();
         let mut unified = None;
@@ -444,30 +522,26 @@ impl SelfJoin {
             if h.controllers.is_empty() {
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("create cgroup {}", dir.display()))?;
-                let fd = nix::fcntl::open(
-                    &dir,
-                    nix::fcntl::OFlag::O_PATH
-                        | nix::fcntl::OFlag::O_DIRECTORY
-                        | nix::fcntl::OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .map_err(|e| anyhow!("open cgroup {}: {e}", dir.display()))?;
-                // SAFETY: nix just returned this descriptor to us.
-                unified = Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+                unified = Some(open_dir_path(&dir)?);
             } else {
                 tasks.push(dir.join("tasks"));
             }
         }
-        Ok(Some(SelfJoin {
+        Ok(SelfJoin {
             hierarchies,
             tasks,
             unified,
-        }))
+            made: true,
+        })
     }
 
     /// `create`'s side: the v1 directories, device rules and resources, all
-    /// before the init joins (it waits for `Joined`).
+    /// before the init goes on (it waits for `Joined`). On pure v2 the init
+    /// is in its cgroup already: the limits and the device filter.
     pub fn make_cgroup(&self, spec: &Spec, path: &Path, id: &str) -> Result<()> {
+        if self.hierarchies.is_empty() {
+            return apply_v2_resources(spec, path, id);
+        }
         for h in self
             .hierarchies
             .iter()

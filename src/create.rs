@@ -121,12 +121,12 @@ fn needs_intermediate(plan: &namespaces::Plan) -> bool {
         || plan.join_of(LinuxNamespaceType::Time).is_some()
 }
 
-/// Whether the init can join its cgroup by itself (cgroups::SelfJoin):
-/// with the cgroupfs driver, as root, cloned directly by us, with the
-/// host's cgroup mounts still in its (new) mount namespace when it joins,
-/// and without a new user namespace, whose root could not write the
-/// host's cgroup files, on a v1 or hybrid host. Otherwise `create` moves it
-/// in.
+/// Whether the init can be born in its cgroup and join the rest by itself
+/// (cgroups::SelfJoin): with the cgroupfs driver, as root, cloned directly
+/// by us, with the host's cgroup mounts still in its (new) mount namespace
+/// when it joins v1 hierarchies, and without a new user namespace, whose
+/// root could not write the host's cgroup files. Otherwise `create` moves
+/// it in.
 fn init_can_join_cgroup(req: &Request, plan: &namespaces::Plan) -> bool {
     !req.systemd_cgroup
         && !req.rootless
@@ -134,8 +134,6 @@ fn init_can_join_cgroup(req: &Request, plan: &namespaces::Plan) -> bool {
         && plan.new_mount
         && plan.join_of(LinuxNamespaceType::Mount).is_none()
         && !needs_intermediate(plan)
-        // On pure v2, libcgroups' manager moves it (with the warm-up).
-        && !cgroups::is_pure_v2()
 }
 
 /// What a failing create must take back.
@@ -240,7 +238,12 @@ fn create_in(
     let self_join = match &cgroup_path {
         Some(path) if init_can_join_cgroup(req, plan) => {
             setup.cgroup = Some(path.clone());
-            cgroups::SelfJoin::prepare(path)?
+            let join = cgroups::SelfJoin::prepare(path)?;
+            if !join.made {
+                // Not ours: a failed create leaves it where it was.
+                setup.cgroup = None;
+            }
+            Some(join)
         }
         _ => None,
     };
@@ -289,7 +292,9 @@ fn create_in(
     // cgroup (the cgroup namespace, cgroup mounts, the hooks).
     chan.send(&Message::Go(state_json.clone()))?;
     if let Some(cgroup_path) = &cgroup_path {
-        setup.cgroup = Some(cgroup_path.clone());
+        if self_join.as_ref().is_none_or(|j| j.made) {
+            setup.cgroup = Some(cgroup_path.clone());
+        }
         match &self_join {
             // The init joins by itself once it gets `Joined`.
             Some(j) => j.make_cgroup(&bundle.spec, cgroup_path, req.id)?,
@@ -460,8 +465,15 @@ fn clone_into(flags: u64, cgroup: Option<BorrowedFd>) -> Result<i32> {
         return Ok(ret as i32);
     }
     let err = std::io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::ENOSYS) {
-        bail!("clone the container init: {err}");
+    match (err.raw_os_error(), cgroup) {
+        (Some(libc::ENOSYS), _) => {}
+        // cgroup v2's "no internal processes": controllers are enabled for
+        // its children.
+        (Some(libc::EBUSY), Some(_)) => bail!(
+            "clone the container init into its cgroup: {err} (a cgroup v2 with controllers enabled in its cgroup.subtree_control can't hold processes)"
+        ),
+        (_, Some(_)) => bail!("clone the container init into its cgroup: {err}"),
+        _ => bail!("clone the container init: {err}"),
     }
     // No clone3: a seccomp profile that predates it (Docker's made it
     // ENOSYS so that glibc falls back), or valgrind. The old clone takes
