@@ -268,6 +268,19 @@ pub fn plan(r: &LinuxResources, host: &Host, path: &Path) -> Result<Plan> {
                 });
             }
             b2.set_leaf_weight(None);
+            // libcgroups writes blkio.bfq.weight when there is no
+            // blkio.weight, and fails with a bare ENOENT when neither is
+            // there: without CFQ (gone since Linux 5.0) and without BFQ.
+            if b.weight().is_some_and(|w| w != 0)
+                && dir.is_dir()
+                && !dir.join("blkio.weight").exists()
+                && !dir.join("blkio.bfq.weight").exists()
+            {
+                bail!(
+                    "linux.resources.blockIO.weight: this host's blkio controller has neither \
+                     blkio.weight nor blkio.bfq.weight (a weight needs the BFQ I/O scheduler)"
+                );
+            }
             let (weight_device, leaf_device) = if dir.join("blkio.weight").exists() {
                 ("blkio.weight_device", "blkio.leaf_weight_device")
             } else {
