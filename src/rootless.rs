@@ -274,7 +274,7 @@ fn find_helper(name: &str) -> Option<PathBuf> {
 /// Device rules are ignored, as runc does in rootless mode: a user namespace
 /// can't create device nodes anyway, and the rootless spec has none.
 pub fn use_cgroup(spec: &Spec, path: &Path) -> Result<bool> {
-    let mounts = crate::rootfs::mountinfo::read_mountinfo()?;
+    let mounts = crate::rootfs::mountinfo::host_mountinfo()?;
     let dirs: Vec<PathBuf> = mounts
         .iter()
         .filter(|m| {

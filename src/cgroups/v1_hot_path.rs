@@ -46,7 +46,7 @@ pub struct Hierarchy {
 /// the hybrid layout the unified one too (empty `controllers`), where the
 /// container also gets its cgroup, as with runc.
 pub fn hierarchies(hybrid_unified: Option<&Path>) -> Result<Vec<Hierarchy>> {
-    let mut found = v1_hierarchies(&crate::rootfs::mountinfo::read_mountinfo()?);
+    let mut found = v1_hierarchies(crate::rootfs::mountinfo::host_mountinfo()?);
     if let Some(unified) = hybrid_unified {
         found.push(Hierarchy {
             mount: unified.to_path_buf(),

@@ -18,29 +18,24 @@ use anyhow::{anyhow, bail, Context, Result};
 use libc::{MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_REMOUNT};
 
 use super::mount_options::{AttrChange, MountOptions};
-use super::mountinfo::{read_mountinfo, read_own_cgroups, CgroupMembership, MountInfo};
+use super::mountinfo::{host_mountinfo, read_own_cgroups, CgroupMembership, MountInfo};
 use super::resolve::{Leaf, RootDir};
 use super::{attach_bind, sys, RootfsContext};
 
-/// The host tables a cgroup mount needs, read at most once per container start.
+/// The host tables a cgroup mount needs, read at most once per container start: the mount
+/// table (usually `create`'s copy, see [`host_mountinfo`]) and the init's own cgroups.
 #[derive(Default)]
 pub struct HostCgroups {
-    mounts: Option<Vec<MountInfo>>,
     own: Option<Vec<CgroupMembership>>,
 }
 
 impl HostCgroups {
-    fn load(&mut self) -> Result<(&[MountInfo], &[CgroupMembership])> {
-        if self.mounts.is_none() {
-            self.mounts = Some(read_mountinfo()?);
-        }
+    fn load(&mut self) -> Result<(&'static [MountInfo], &[CgroupMembership])> {
+        let mounts = host_mountinfo()?;
         if self.own.is_none() {
             self.own = Some(read_own_cgroups()?);
         }
-        Ok((
-            self.mounts.as_deref().unwrap_or_default(),
-            self.own.as_deref().unwrap_or_default(),
-        ))
+        Ok((mounts, self.own.as_deref().unwrap_or_default()))
     }
 }
 

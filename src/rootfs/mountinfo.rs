@@ -17,6 +17,22 @@ pub struct MountInfo {
     pub super_options: String,
 }
 
+/// The host's mount table as this process first read it, read at most once:
+/// the cgroup hierarchies for `create`, for the init's cgroup mounts and for
+/// `delete`. The init inherits `create`'s copy with the rest of its memory,
+/// which is the table its new mount namespace was copied from (what the
+/// init mounts itself is under the rootfs and no business of these
+/// callers). Anything that needs the namespace as it is now reads it afresh
+/// with [`read_mountinfo`].
+pub fn host_mountinfo() -> Result<&'static [MountInfo]> {
+    static HOST: std::sync::OnceLock<Vec<MountInfo>> = std::sync::OnceLock::new();
+    if let Some(table) = HOST.get() {
+        return Ok(table);
+    }
+    let table = read_mountinfo()?;
+    Ok(HOST.get_or_init(|| table))
+}
+
 pub fn read_mountinfo() -> Result<Vec<MountInfo>> {
     let text = crate::procfs::read_to_string("/proc/self/mountinfo")
         .context("reading /proc/self/mountinfo")?;
