@@ -115,6 +115,24 @@ fn network_namespace_has_only_lo() {
     fx.assert_no_residue();
 }
 
+// config-linux.md "Namespaces" network, and "Mounts": sysfs shows the
+// network namespace of whoever mounts it. berth makes a new network
+// namespace beside the clone and the init enters it before mounting sysfs:
+// /sys/class/net must list the container's devices (lo), not the host's,
+// and the namespace must not be berth's.
+#[test]
+fn sysfs_shows_the_container_network_namespace() {
+    let fx = Fixture::new();
+    let mut b = fx.bundle();
+    let out = fx.run_sh(&mut b, "ls /sys/class/net; readlink /proc/self/ns/net");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "output: {out}");
+    assert_eq!(lines[0], "lo", "/sys/class/net in the container: {out}");
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_ne!(lines[1], host.to_string_lossy(), "the container has the host's netns");
+    fx.assert_no_residue();
+}
+
 // config-linux.md "Namespaces" ipc: System V IPC objects are per namespace.
 #[test]
 fn ipc_namespace_isolates_sysv_ipc() {

@@ -67,6 +67,11 @@ pub fn create(req: &Request) -> Result<Created> {
     // Before anything exists: the devices are on the host, the names are
     // valid and the container gets a network namespace of its own.
     netdevices::validate(&bundle.spec, req.rootless)?;
+    // The config is good: the network namespace gets made from now on,
+    // beside the rest of create (namespaces::NetworkBeside).
+    let network = network_beside(req, &plan)
+        .then(namespaces::NetworkBeside::start)
+        .transpose()?;
     // Compiled before anything exists, so a bad profile leaves nothing
     // behind; the init loads this context from its copy of our memory.
     let seccomp_profile = bundle
@@ -90,6 +95,7 @@ pub fn create(req: &Request) -> Result<Created> {
         cgroup: None,
         id: req.id.to_string(),
         poststop: None,
+        network,
     };
     let result = create_in(
         req,
@@ -136,6 +142,18 @@ fn init_can_join_cgroup(req: &Request, plan: &namespaces::Plan) -> bool {
         && !needs_intermediate(plan)
 }
 
+/// Whether the container's new network namespace is made beside the
+/// clone (namespaces::NetworkBeside): when it belongs to berth's own user
+/// namespace, and the init is cloned directly (the intermediate path joins
+/// namespaces first and stays as it is).
+fn network_beside(req: &Request, plan: &namespaces::Plan) -> bool {
+    plan.new_net
+        && !req.rootless
+        && !plan.new_user
+        && plan.join_of(LinuxNamespaceType::User).is_none()
+        && !needs_intermediate(plan)
+}
+
 /// What a failing create must take back.
 struct Setup {
     dir: Option<LockedDir>,
@@ -144,6 +162,9 @@ struct Setup {
     id: String,
     /// Once the init exists: the poststop hooks and the state they get.
     poststop: Option<(Vec<oci_spec::runtime::Hook>, OciState)>,
+    /// The network namespace being made beside (dropping it waits for its
+    /// thread and closes the namespace).
+    network: Option<namespaces::NetworkBeside>,
 }
 
 impl Setup {
@@ -202,6 +223,7 @@ fn create_in(
     cgroup_path: Option<PathBuf>,
     setup: &mut Setup,
 ) -> Result<Created> {
+    let network = setup.network.take();
     let dir_path = setup.dir.as_ref().expect("dir").path.clone();
     let listener = bind_start_socket(&dir_path)?;
     // The seccomp agent's socket is a host path: connect now, the init
@@ -247,6 +269,7 @@ fn create_in(
         }
         _ => None,
     };
+    let beside = network.is_some();
     let (parent_end, child_end) = sync::pair()?;
     let preserve_fds = req.opts.preserve_fds as i32 + listen_fds();
     let idmap_userns = rootfs::prepare_idmapped_mounts(
@@ -268,12 +291,13 @@ fn create_in(
         seccomp: filter,
         seccomp_listener: seccomp_listener.as_ref().map(|f| f.as_raw_fd()),
         cgroup_tasks: self_join.as_ref().map_or(&[], |j| j.tasks.as_slice()),
+        network_from_parent: beside,
     };
     let born_in = self_join
         .as_ref()
         .and_then(|j| j.unified.as_ref())
         .map(|f| f.as_fd());
-    let pid = spawn_init(plan, ctx, child_end, &bundle.spec, born_in)?;
+    let pid = spawn_init(plan, ctx, child_end, &bundle.spec, born_in, beside)?;
     setup.pid = Some(pid);
     drop(console_fd);
     drop(seccomp_listener);
@@ -301,7 +325,9 @@ fn create_in(
             None => cgroups::enter(&bundle.spec, cgroup_path, req.id, pid, req.systemd_cgroup)?,
         }
     }
-    if let Err(e) = chan.send(&Message::Joined) {
+    let network = network.map(namespaces::NetworkBeside::finish).transpose()?;
+    let network_fd = network.as_ref().map(|f| f.as_fd());
+    if let Err(e) = chan.send_with_fds(&Message::Joined, network_fd.as_slice()) {
         // The init gave up on its mounts meanwhile: its reason is queued.
         return Err(match chan.recv() {
             Ok(Some(Message::Error(reason))) => anyhow!(reason),
@@ -311,12 +337,15 @@ fn create_in(
     // linux.netDevices, from here in the host's netns while the init works
     // on its rootfs; done before the prestart hooks (which may configure
     // them) and before the init writes linux.sysctl (which may name them).
+    // The namespace by the fd we hold: the init may not have entered it yet.
     netdevices::move_into(
         &bundle.spec,
         plan.join_of(LinuxNamespaceType::Network)
-            .map(|j| j.fd.as_fd()),
+            .map(|j| j.fd.as_fd())
+            .or(network_fd),
         pid,
     )?;
+    drop(network);
 
     if let Some(poststop) = bundle
         .spec
@@ -515,6 +544,7 @@ fn spawn_init(
     child_end: Channel,
     spec: &oci_spec::runtime::Spec,
     born_in: Option<BorrowedFd>,
+    network_beside: bool,
 ) -> Result<i32> {
     // Not dumpable from before the clone until the user's program is exec'd:
     // no one in the container can ptrace the init or open its /proc files.
@@ -523,7 +553,11 @@ fn spawn_init(
     if !rootless::unprivileged_maps(plan) {
         nix::sys::prctl::set_dumpable(false).map_err(|e| anyhow!("PR_SET_DUMPABLE: {e}"))?;
     }
-    let flags = plan.clone_flags.bits() as u64;
+    let mut flags = plan.clone_flags;
+    if network_beside {
+        flags.remove(nix::sched::CloneFlags::CLONE_NEWNET);
+    }
+    let flags = flags.bits() as u64;
     if !needs_intermediate(plan) {
         let pid = clone_into(flags, born_in)?;
         if pid == 0 {

@@ -39,6 +39,9 @@ pub struct Context<'a> {
     /// The v1 `tasks` files the init writes itself into on `Joined`
     /// (cgroups::SelfJoin); empty when `create` moves it.
     pub cgroup_tasks: &'a [std::path::PathBuf],
+    /// The init was cloned without its new network namespace: `create`
+    /// makes it beside (namespaces::NetworkBeside) and sends it with `Joined`.
+    pub network_from_parent: bool,
 }
 
 /// Never returns: the init either becomes the user's program or exits.
@@ -103,13 +106,14 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
             _ => namespaces::enter(join)?,
         }
     }
-    let in_cgroup = CgroupGate {
+    let joined = JoinedGate {
         chan: std::cell::RefCell::new(chan),
         joined: std::cell::Cell::new(false),
         new_cgroupns: ctx.plan.new_cgroup,
+        network_from_parent: ctx.network_from_parent,
         tasks: ctx.cgroup_tasks,
     };
-    let wait_for_cgroup = || in_cgroup.wait();
+    let wait_for_joined = || joined.wait();
 
     let rootfs_ctx = rootfs::RootfsContext {
         spec,
@@ -118,13 +122,13 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
         in_new_userns: ctx.plan.new_user || ctx.plan.join_of(LinuxNamespaceType::User).is_some(),
         has_cgroupns: ctx.plan.new_cgroup || ctx.plan.join_of(LinuxNamespaceType::Cgroup).is_some(),
         idmap_userns: ctx.idmap_userns,
-        wait_for_cgroup: &wait_for_cgroup,
+        wait_for_joined: &wait_for_joined,
     };
     if ctx.plan.new_mount {
         rootfs::prepare_rootfs(&rootfs_ctx)?;
     }
-    in_cgroup.wait()?;
-    let chan = in_cgroup.chan.into_inner();
+    joined.wait()?;
+    let chan = joined.chan.into_inner();
 
     // runtime.md "Lifecycle" 3-4: the parent runs prestart and createRuntime.
     chan.send(&Message::RunHooks)?;
@@ -210,24 +214,41 @@ fn set_up(ctx: &Context, chan: &mut Channel) -> Result<(OciState, std::path::Pat
     Ok((state, path))
 }
 
-/// The init sets up its mounts while `create` puts it in its cgroup; what
-/// depends on the cgroup waits here for `Joined` first: the cgroup
-/// namespace, whose root is the cgroup the init is in when it is made,
-/// cgroup mounts, which show that namespace or the container's cgroup
-/// directories, and everything after the rootfs.
-struct CgroupGate<'a> {
+/// The init sets up its mounts while `create` puts it in its cgroup (and
+/// makes its network namespace, see namespaces::NetworkBeside); what
+/// depends on them waits here for `Joined` first: the network namespace,
+/// entered at once; the cgroup namespace, whose root is the cgroup the init
+/// is in when it is made; cgroup mounts, which show that namespace or the
+/// container's cgroup directories; sysfs, which shows the network namespace
+/// of whoever mounts it; and everything after the rootfs.
+struct JoinedGate<'a> {
     chan: std::cell::RefCell<&'a mut Channel>,
     joined: std::cell::Cell<bool>,
     new_cgroupns: bool,
+    network_from_parent: bool,
     tasks: &'a [std::path::PathBuf],
 }
 
-impl CgroupGate<'_> {
+impl JoinedGate<'_> {
     fn wait(&self) -> Result<()> {
         if self.joined.get() {
             return Ok(());
         }
-        self.chan.borrow_mut().expect(Message::Joined)?;
+        let (msg, mut fds) = self.chan.borrow_mut().recv_with_fds()?;
+        match msg {
+            Some(Message::Joined) => {}
+            Some(Message::Error(e)) => bail!(e),
+            Some(m) => bail!("expected Joined, got {m:?}"),
+            None => bail!("berth create exited"),
+        }
+        match (self.network_from_parent, fds.pop(), fds.is_empty()) {
+            (true, Some(net), true) => {
+                nix::sched::setns(&net, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| anyhow!("enter the container's network namespace: {e}"))?;
+            }
+            (false, None, _) => {}
+            _ => bail!("Joined came with the wrong descriptors"),
+        }
         self.joined.set(true);
         crate::cgroups::join_self(self.tasks)?;
         if self.new_cgroupns {

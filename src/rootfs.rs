@@ -47,9 +47,10 @@ pub struct RootfsContext<'a> {
     pub has_cgroupns: bool,
     /// Per entry of `mounts`: its idmapped tree from [`prepare_idmapped_mounts`].
     pub idmap_userns: &'a [Option<OwnedFd>],
-    /// Returns once the init is in its cgroup (and cgroup namespace):
-    /// called before a cgroup mount.
-    pub wait_for_cgroup: &'a dyn Fn() -> Result<()>,
+    /// Returns once the init is in its cgroup, cgroup namespace and network
+    /// namespace: called before a mount that may depend on them (see
+    /// [`needs_joined`]).
+    pub wait_for_joined: &'a dyn Fn() -> Result<()>,
 }
 
 /// Idmapped bind mounts, prepared by `create` in the host's namespaces:
@@ -283,18 +284,25 @@ fn mount_entry(
     if wants_idmap {
         bail!("idmapped mounts are supported for bind mounts only");
     }
+    if needs_joined(typ) {
+        (ctx.wait_for_joined)()?;
+    }
     match typ {
-        "cgroup" => {
-            (ctx.wait_for_cgroup)()?;
-            cgroup_mounts::mount_cgroup(ctx, root, dest, &opts, host)
-        }
-        "cgroup2" => {
-            (ctx.wait_for_cgroup)()?;
-            cgroup_mounts::mount_cgroup2(ctx, root, dest, &opts, host)
-        }
+        "cgroup" => cgroup_mounts::mount_cgroup(ctx, root, dest, &opts, host),
+        "cgroup2" => cgroup_mounts::mount_cgroup2(ctx, root, dest, &opts, host),
         "" => bail!("the mount has no type (and is not a bind mount)"),
         _ => fs_mount(ctx, root, m, typ, &opts),
     }
+}
+
+/// Whether a new mount of `typ` must wait until the init is in its cgroup
+/// and network namespace. cgroup mounts show the cgroup; sysfs keeps the
+/// network namespace of whoever mounts it (/sys/class/net), and so may a
+/// network filesystem. Only the types known to depend on neither go first:
+/// proc (its /proc/net follows the reader), tmpfs, devpts and mqueue (the
+/// IPC namespace, made by the clone).
+fn needs_joined(typ: &str) -> bool {
+    !matches!(typ, "proc" | "tmpfs" | "devpts" | "mqueue")
 }
 
 fn bind_mount(

@@ -3,10 +3,12 @@
 //! arrives whole, and EOF tells either side the other one died.
 
 use anyhow::{anyhow, bail, Result};
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::os::fd::OwnedFd;
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -16,7 +18,8 @@ pub enum Message {
     /// JSON that the init's hooks get on stdin.
     Go(String),
     /// parent → init: the init is in its cgroup (sent after Go, while the
-    /// init works on its rootfs).
+    /// init works on its rootfs); carries the container's network namespace
+    /// when `create` made it beside the init (namespaces::NetworkBeside).
     Joined,
     /// init → parent: the rootfs is prepared; run prestart and createRuntime hooks.
     RunHooks,
@@ -30,6 +33,10 @@ pub enum Message {
 
 pub struct Channel {
     sock: UnixStream,
+    /// The receive buffer, made on the first recv and kept: a fresh 64 KiB
+    /// each time came from the top of the heap and faulted in new pages
+    /// (the chunk's header and the next one's) for every message.
+    buf: Vec<u8>,
 }
 
 pub fn pair() -> Result<(Channel, Channel)> {
@@ -53,10 +60,17 @@ impl Channel {
     fn from_fd(fd: OwnedFd) -> Self {
         Channel {
             sock: UnixStream::from(fd),
+            buf: Vec::new(),
         }
     }
 
     pub fn send(&mut self, msg: &Message) -> Result<()> {
+        self.send_with_fds(msg, &[])
+    }
+
+    /// Sends `msg` with `fds` attached (SCM_RIGHTS): the receiver gets its
+    /// own copies, close-on-exec.
+    pub fn send_with_fds(&mut self, msg: &Message, fds: &[BorrowedFd]) -> Result<()> {
         let mut buf = Vec::with_capacity(16);
         match msg {
             Message::Go(state) => {
@@ -73,41 +87,82 @@ impl Channel {
                 buf.extend_from_slice(&text.as_bytes()[..text.len().min(60_000)]);
             }
         }
-        self.sock
-            .write_all(&buf)
-            .map_err(|e| anyhow!("send to container init: {e}"))
+        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let cmsg = [ControlMessage::ScmRights(&raw)];
+        let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &cmsg };
+        let iov = [IoSlice::new(&buf)];
+        loop {
+            // MSG_NOSIGNAL: an init that died is an error here, not a SIGPIPE.
+            match sendmsg::<()>(
+                self.sock.as_raw_fd(),
+                &iov,
+                cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => bail!("send to container init: {e}"),
+            }
+        }
     }
 
-    /// Receives one message; `None` when the other side is gone.
+    /// Receives one message; `None` when the other side is gone. A message
+    /// that carries descriptors is an error here (see [`Self::recv_with_fds`]).
     pub fn recv(&mut self) -> Result<Option<Message>> {
+        let (msg, fds) = self.recv_with_fds()?;
+        if !fds.is_empty() {
+            bail!("unexpected descriptors with sync message {msg:?}");
+        }
+        Ok(msg)
+    }
+
+    /// Receives one message and the descriptors sent with it.
+    pub fn recv_with_fds(&mut self) -> Result<(Option<Message>, Vec<OwnedFd>)> {
         // Room for the largest message, but only what the kernel writes is
         // ever touched: a zeroed 64 KiB buffer was a quarter of the heap
         // `berth run` pages in.
-        let mut buf: Vec<u8> = Vec::with_capacity(65_536);
-        let n = loop {
-            // SAFETY: recv writes at most capacity() bytes into the buffer.
-            let r = unsafe {
-                libc::recv(
-                    self.sock.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.capacity(),
-                    0,
-                )
-            };
-            if r >= 0 {
-                break r as usize;
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                bail!("receive from container init: {e}");
+        let buf = &mut self.buf;
+        buf.clear();
+        buf.reserve(65_536);
+        let mut cmsg_buf = nix::cmsg_space!([RawFd; 8]);
+        let (n, fds) = loop {
+            // SAFETY: the slice covers the buffer's capacity, which recvmsg
+            // writes at most; only the first n bytes are read afterwards.
+            let spare = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr(), buf.capacity()) };
+            let mut iov = [IoSliceMut::new(spare)];
+            match recvmsg::<()>(
+                self.sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg_buf),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    let mut fds = Vec::new();
+                    for cmsg in msg.cmsgs().map_err(|e| anyhow!("sync message: {e}"))? {
+                        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                            // SAFETY: SCM_RIGHTS installed these fds for us.
+                            fds.extend(
+                                raw.into_iter()
+                                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                            );
+                        }
+                    }
+                    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+                        bail!("sync message: too many descriptors");
+                    }
+                    break (msg.bytes, fds);
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => bail!("receive from container init: {e}"),
             }
         };
         // SAFETY: the kernel initialised the first n bytes.
         unsafe { buf.set_len(n) };
         if n == 0 {
-            return Ok(None);
+            return Ok((None, fds));
         }
-        Ok(Some(match buf[0] {
+        let msg = match buf[0] {
             b'G' => Message::Go(String::from_utf8_lossy(&buf[1..n]).into_owned()),
             b'C' => Message::Joined,
             b'H' => Message::RunHooks,
@@ -115,7 +170,8 @@ impl Channel {
             b'R' => Message::Ready,
             b'E' => Message::Error(String::from_utf8_lossy(&buf[1..n]).into_owned()),
             other => bail!("unexpected sync message {other:#x}"),
-        }))
+        };
+        Ok((Some(msg), fds))
     }
 
     /// Waits for `want`; an error message, EOF or anything else is an error.
@@ -150,5 +206,25 @@ mod tests {
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
         assert!(b.expect(Message::Ready).is_err());
+    }
+
+    #[test]
+    fn descriptors_travel_with_a_message() {
+        use std::os::fd::AsFd;
+        let (mut a, mut b) = pair().unwrap();
+        let file = std::fs::File::open("/proc/self/ns/net").unwrap();
+        a.send_with_fds(&Message::Joined, &[file.as_fd()]).unwrap();
+        let (msg, fds) = b.recv_with_fds().unwrap();
+        assert_eq!(msg, Some(Message::Joined));
+        assert_eq!(fds.len(), 1);
+        let same = |f: &dyn AsRawFd| {
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            assert_eq!(unsafe { libc::fstat(f.as_raw_fd(), &mut st) }, 0);
+            (st.st_dev, st.st_ino)
+        };
+        assert_eq!(same(&fds[0]), same(&file));
+        // A descriptor where none is expected is refused, not leaked.
+        a.send_with_fds(&Message::Ready, &[file.as_fd()]).unwrap();
+        assert!(b.recv().is_err());
     }
 }

@@ -301,7 +301,7 @@ fn runtime_side(
                     in_new_userns: run.userns,
                     has_cgroupns: run.cgroupns,
                     idmap_userns: &[],
-                    wait_for_cgroup: &|| Ok(()),
+                    wait_for_joined: &|| Ok(()),
                 };
                 body(&ctx)
             }));
