@@ -129,7 +129,11 @@ fn sysfs_shows_the_container_network_namespace() {
     assert_eq!(lines.len(), 2, "output: {out}");
     assert_eq!(lines[0], "lo", "/sys/class/net in the container: {out}");
     let host = std::fs::read_link("/proc/self/ns/net").unwrap();
-    assert_ne!(lines[1], host.to_string_lossy(), "the container has the host's netns");
+    assert_ne!(
+        lines[1],
+        host.to_string_lossy(),
+        "the container has the host's netns"
+    );
     fx.assert_no_residue();
 }
 
