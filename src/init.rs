@@ -234,13 +234,7 @@ impl JoinedGate<'_> {
         if self.joined.get() {
             return Ok(());
         }
-        let (msg, mut fds) = self.chan.borrow_mut().recv_with_fds()?;
-        match msg {
-            Some(Message::Joined) => {}
-            Some(Message::Error(e)) => bail!(e),
-            Some(m) => bail!("expected Joined, got {m:?}"),
-            None => bail!("berth create exited"),
-        }
+        let mut fds = self.chan.borrow_mut().expect_with_fds(Message::Joined)?;
         match (self.network_from_parent, fds.pop(), fds.is_empty()) {
             (true, Some(net), true) => {
                 nix::sched::setns(&net, nix::sched::CloneFlags::CLONE_NEWNET)

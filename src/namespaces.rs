@@ -253,11 +253,7 @@ impl NetworkBeside {
     /// Waits for the namespace; the fd is all that keeps it alive until the
     /// init has entered it.
     pub fn finish(self) -> Result<OwnedFd> {
-        self.wait_for_exit();
-        let r = self.shared.result.swap(
-            -(libc::ECHILD as isize),
-            std::sync::atomic::Ordering::Acquire,
-        );
+        let r = self.take_result();
         if r < 0 {
             bail!(
                 "create the network namespace: {}",
@@ -266,6 +262,16 @@ impl NetworkBeside {
         }
         // SAFETY: the thread opened this fd in our shared table, for us.
         Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r as i32) })
+    }
+
+    /// The thread's result once it has exited, taken: a second call (the
+    /// drop after `finish`) finds nothing to close.
+    fn take_result(&self) -> isize {
+        self.wait_for_exit();
+        self.shared.result.swap(
+            -(libc::ECHILD as isize),
+            std::sync::atomic::Ordering::Acquire,
+        )
     }
 
     fn wait_for_exit(&self) {
@@ -295,11 +301,7 @@ impl Drop for NetworkBeside {
     fn drop(&mut self) {
         // A create that failed before `finish`: the thread must be gone
         // before its stack is, and its namespace is not wanted.
-        self.wait_for_exit();
-        let r = self.shared.result.swap(
-            -(libc::ECHILD as isize),
-            std::sync::atomic::Ordering::Acquire,
-        );
+        let r = self.take_result();
         // SAFETY: the fd (if any) is ours and used by no one; the mapping
         // is no thread's stack any more.
         unsafe {
@@ -335,12 +337,8 @@ extern "C" fn make_network_namespace(arg: *mut libc::c_void) -> libc::c_int {
     let creator = shared.creator_cpu;
     if n > 0 && (0..1024).contains(&creator) {
         let (word, bit) = (creator as usize / 64, 1u64 << (creator % 64));
-        let others = cpus.iter().enumerate().any(|(i, w)| {
-            let w = if i == word { w & !bit } else { *w };
-            w != 0
-        });
-        if others && cpus[word] & bit != 0 {
-            cpus[word] &= !bit;
+        cpus[word] &= !bit;
+        if cpus.iter().any(|w| *w != 0) {
             // SAFETY: as above; failing leaves the thread where it is.
             unsafe {
                 raw_syscall4(

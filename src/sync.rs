@@ -176,11 +176,20 @@ impl Channel {
 
     /// Waits for `want`; an error message, EOF or anything else is an error.
     pub fn expect(&mut self, want: Message) -> Result<()> {
-        match self.recv()? {
-            Some(m) if m == want => Ok(()),
-            Some(Message::Error(e)) => Err(anyhow!(e)),
-            Some(m) => bail!("expected {want:?}, got {m:?}"),
-            None => bail!("container init exited during setup"),
+        let fds = self.expect_with_fds(want)?;
+        if !fds.is_empty() {
+            bail!("unexpected descriptors with a sync message");
+        }
+        Ok(())
+    }
+
+    /// [`Self::expect`] for a message that may carry descriptors: returns them.
+    pub fn expect_with_fds(&mut self, want: Message) -> Result<Vec<OwnedFd>> {
+        match self.recv_with_fds()? {
+            (Some(m), fds) if m == want => Ok(fds),
+            (Some(Message::Error(e)), _) => Err(anyhow!(e)),
+            (Some(m), _) => bail!("expected {want:?}, got {m:?}"),
+            (None, _) => bail!("container init exited during setup"),
         }
     }
 }
